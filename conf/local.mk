@@ -1,0 +1,1 @@
+# conf: sources of this subsystem (appended by its owner)

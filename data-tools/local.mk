@@ -1,0 +1,1 @@
+# data-tools: icsparse-convert and dataset tools

@@ -1,0 +1,1 @@
+# docs: sources of this subsystem (appended by its owner)

@@ -1,0 +1,1 @@
+# jobs: sources of this subsystem (appended by its owner)

@@ -1,0 +1,1 @@
+# slurm: sources of this subsystem (appended by its owner)

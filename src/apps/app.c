@@ -1,0 +1,2 @@
+#include "ics_build_config.h"
+#include "apps/app.h"

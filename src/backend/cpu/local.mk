@@ -1,0 +1,1 @@
+# src/backend/cpu: sources of this subsystem (appended by its owner)

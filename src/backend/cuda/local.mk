@@ -1,0 +1,1 @@
+# src/backend/cuda: sources of this subsystem (appended by its owner)

@@ -1,0 +1,1 @@
+# src/config: the schema, layered libconfig configuration, the CLI

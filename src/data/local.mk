@@ -1,0 +1,1 @@
+# src/data: sources of this subsystem (appended by its owner)

@@ -1,0 +1,1 @@
+# src/export: sources of this subsystem (appended by its owner)

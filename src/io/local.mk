@@ -1,0 +1,1 @@
+# src/io: sources of this subsystem (appended by its owner)

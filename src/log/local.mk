@@ -1,0 +1,1 @@
+# src/log: sources of this subsystem (appended by its owner)

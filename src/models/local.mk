@@ -1,0 +1,1 @@
+# src/models: sources of this subsystem (appended by its owner)

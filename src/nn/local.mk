@@ -1,0 +1,1 @@
+# src/nn: sources of this subsystem (appended by its owner)

@@ -1,0 +1,1 @@
+# src/sparsify: sources of this subsystem (appended by its owner)

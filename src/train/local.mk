@@ -1,0 +1,1 @@
+# src/train: sources of this subsystem (appended by its owner)

@@ -1,0 +1,1 @@
+# tests/data.mk: tests of this area (owned by its author)

@@ -1,0 +1,1 @@
+# tests/formats.mk: tests of this area (owned by its author)

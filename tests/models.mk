@@ -1,0 +1,1 @@
+# tests/models.mk: tests of this area (owned by its author)

@@ -1,0 +1,1 @@
+# tests/ops.mk: tests of this area (owned by its author)

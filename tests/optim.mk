@@ -1,0 +1,1 @@
+# tests/optim.mk: tests of this area (owned by its author)

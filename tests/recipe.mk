@@ -1,0 +1,1 @@
+# tests/recipe.mk: tests of this area (owned by its author)
