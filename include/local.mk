@@ -1,1 +1,1 @@
-pkginclude_HEADERS += include/icsparse/status.h
+pkginclude_HEADERS += include/icsparse/status.h include/icsparse/config.h

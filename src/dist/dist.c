@@ -4,7 +4,9 @@
 #include "core/log.h"
 
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int we_initialized;
 static int world_rank;
@@ -153,4 +155,15 @@ ics_status ics_dist_agree(ics_status local, ics_error *err)
 const void *ics_dist_mpi_comm_world(void)
 {
     return world_comm != MPI_COMM_NULL ? (const void *)&world_comm : NULL;
+}
+
+void ics_dist_library_version(char *buf, size_t size)
+{
+    char text[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    MPI_Get_library_version(text, &len);
+    /* Keep the first line ("Open MPI v4.1.4, package: ..."), up to the comma. */
+    char *cut = strpbrk(text, ",\n");
+    if (cut) *cut = '\0';
+    snprintf(buf, size, "%s", text);
 }

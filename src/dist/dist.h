@@ -42,5 +42,7 @@ ics_status ics_dist_agree(ics_status local, ics_error *err);
 /* The MPI communicator for parallel HDF5 (MPI_Comm, as an opaque pointer
  * to the communicator handle; NULL when MPI is not initialized). */
 const void *ics_dist_mpi_comm_world(void);
+/* The MPI library's version line (callable before MPI starts). */
+void ics_dist_library_version(char *buf, size_t size);
 
 #endif
