@@ -75,8 +75,13 @@ int ics_config_float_list(const ics_config *cfg, const char *key, const double *
  * "job run.cfg:3", "--set". */
 const char *ics_config_origin(const ics_config *cfg, const char *key);
 
+/* What ics_config_print adds to each value. */
+enum { ICS_CONFIG_PRINT_PLAIN = 0, ICS_CONFIG_PRINT_ORIGINS = 1, ICS_CONFIG_PRINT_DOCS = 2 };
+
 /* The effective configuration in libconfig syntax, each value with its
- * origin as a comment (what --print-config prints and checkpoints store). */
+ * origin as a comment (ICS_CONFIG_PRINT_ORIGINS: what --print-config prints
+ * and checkpoints store) or with the schema's doc line above it
+ * (ICS_CONFIG_PRINT_DOCS: conf/defaults.cfg). The output reads back. */
 ics_status ics_config_print(const ics_config *cfg, FILE *out, int with_origins, ics_error *err);
 /* The same into a malloc'd string (caller frees). */
 char *ics_config_to_string(const ics_config *cfg, int with_origins, ics_error *err);

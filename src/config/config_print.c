@@ -127,7 +127,8 @@ ics_status ics_config_print(const ics_config *cfg, FILE *out, int with_origins, 
     }
     free(done);
 
-    if (with_origins) fputs("# icsparse effective configuration (# origin of each value)\n", out);
+    if (with_origins == ICS_CONFIG_PRINT_ORIGINS)
+        fputs("# icsparse effective configuration (# origin of each value)\n", out);
     const char *open = "";
     size_t open_len = 0;
     int open_depth = 0;
@@ -154,11 +155,19 @@ ics_status ics_config_print(const ics_config *cfg, FILE *out, int with_origins, 
         }
         open = key;
         open_len = glen;
+        if (with_origins == ICS_CONFIG_PRINT_DOCS) {
+            const ics_config_key *k = v->key;
+            indent(out, open_depth);
+            fprintf(out, "# %s", k->doc);
+            if (k->choices) fprintf(out, " (one of: %s)", k->choices);
+            if (k->min <= k->max) fprintf(out, " [%g .. %g]", k->min, k->max);
+            fputc('\n', out);
+        }
         indent(out, open_depth);
         fprintf(out, "%s = ", key + (glen ? glen + 1 : 0));
         print_value(out, v);
         fputc(';', out);
-        if (with_origins) fprintf(out, "  # %s", v->origin);
+        if (with_origins == ICS_CONFIG_PRINT_ORIGINS) fprintf(out, "  # %s", v->origin);
         fputc('\n', out);
     }
     while (open_depth > 0) {

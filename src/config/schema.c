@@ -86,6 +86,23 @@ const char *ics_config_suggest(const char *unknown)
             best_d = dist;
             best = keys[i].key;
         }
+        /* An unknown group ("trian = {...}") is compared with the groups. */
+        for (const char *dot = strchr(keys[i].key, '.'); dot; dot = strchr(dot + 1, '.')) {
+            char group[128];
+            size_t glen = (size_t)(dot - keys[i].key);
+            if (glen >= sizeof group) break;
+            memcpy(group, keys[i].key, glen);
+            group[glen] = '\0';
+            int gd = ics_config_edit_distance(unknown, group);
+            if (gd < best_d) {
+                best_d = gd;
+                best = keys[i].key;
+                /* Suggest the group itself, not one of its keys. */
+                static __thread char best_group[128];
+                memcpy(best_group, group, glen + 1);
+                best = best_group;
+            }
+        }
         /* A right key name in the wrong section ("train.lr" for "optim.lr"). */
         const char *leaf = strrchr(keys[i].key, '.');
         const char *uleaf = strrchr(unknown, '.');
