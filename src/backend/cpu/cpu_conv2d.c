@@ -1,0 +1,230 @@
+/*
+ * src/backend/cpu/cpu_conv2d.c: conv2d forward and backward on NHWC
+ * activations with PyTorch's OIHW weights.
+ *
+ * Three paths, chosen by shape (docs/DESIGN-ENGINE.md):
+ *  - pointwise (1x1, stride 1, no padding, one group): in NHWC the input is
+ *    already the GEMM operand, y[NHW, Cout] = x[NHW, Cin] * W^T, no copy;
+ *  - depthwise (groups == in_c == out_c): direct kernels (cpu_depthwise.c),
+ *    since a per-channel GEMM would have K = KH*KW ~ 9 and be all overhead;
+ *  - everything else: im2col (cpu_im2col.c) into the workspace, one GEMM per
+ *    group, processed a few images at a time so the column matrix stays
+ *    under COL_CHUNK_BYTES however large the batch.
+ * Forward:  y   = col * Wp^T          (Wp: the weight permuted to (kh,kw,c))
+ * Backward: dWp = dy^T * col,  dcol = dy * Wp, dx = col2im(dcol).
+ */
+#include "ics_build_config.h"
+
+#include "backend/cpu/cpu_ops.h"
+
+#include <cblas.h>
+#include <string.h>
+
+/* Upper bound of one chunk's column matrix. Large enough that the GEMMs
+ * stay long (thousands of rows), small enough that the workspace of a
+ * ResNet-50 at batch 256 does not run into gigabytes. */
+#define COL_CHUNK_BYTES ((size_t)32 << 20)
+
+/* Workspace offsets are rounded to cache lines. */
+#define ALIGN_BYTES ((size_t)64)
+
+static size_t round_up(size_t bytes) { return (bytes + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES; }
+
+static int is_pointwise(const ics_conv2d_desc *d)
+{
+    return d->kernel_h == 1 && d->kernel_w == 1 && d->stride_h == 1 && d->stride_w == 1 &&
+           d->pad_h == 0 && d->pad_w == 0 && d->groups == 1;
+}
+
+static int is_depthwise(const ics_conv2d_desc *d)
+{
+    return d->groups > 1 && d->groups == d->in_c && d->groups == d->out_c;
+}
+
+/* The geometry of the im2col path, derived from the descriptor alone so the
+ * planner (workspace_bytes) and the kernels agree. */
+typedef struct conv_plan {
+    int cg_in, cg_out;   /* channels per group */
+    int64_t k;           /* GEMM K = KH*KW*cg_in */
+    int64_t pixels;      /* output pixels per image */
+    int chunk_images;    /* images per column matrix */
+    int permute;         /* 1 when OIHW differs from (o, kh, kw, c) order */
+    size_t wperm_offset, dwperm_offset, col_offset, total_bytes;
+} conv_plan;
+
+static conv_plan plan_im2col(const ics_conv2d_desc *d)
+{
+    conv_plan p;
+    p.cg_in = d->in_c / d->groups;
+    p.cg_out = d->out_c / d->groups;
+    p.k = (int64_t)d->kernel_h * d->kernel_w * p.cg_in;
+    p.pixels = (int64_t)d->out_h * d->out_w;
+    size_t image_col_bytes = (size_t)(p.pixels * p.k) * sizeof(float);
+    size_t fit = image_col_bytes ? COL_CHUNK_BYTES / image_col_bytes : (size_t)d->batch;
+    if (fit < 1) fit = 1;
+    p.chunk_images = fit < (size_t)d->batch ? (int)fit : d->batch;
+    if (p.chunk_images < 1) p.chunk_images = 1;
+    /* With one input channel per group or a 1x1 kernel both orders agree. */
+    p.permute = p.cg_in > 1 && d->kernel_h * d->kernel_w > 1;
+    size_t weight_bytes = round_up((size_t)d->out_c * (size_t)p.k * sizeof(float));
+    p.wperm_offset = 0;
+    p.dwperm_offset = p.permute ? weight_bytes : 0;
+    p.col_offset = p.permute ? 2 * weight_bytes : 0;
+    p.total_bytes = p.col_offset + round_up((size_t)p.chunk_images * image_col_bytes);
+    return p;
+}
+
+/* See backend.h: bytes of scratch the chosen path needs. */
+size_t cpu_conv2d_workspace_bytes(const ics_conv2d_desc *d)
+{
+    if (is_pointwise(d)) return 0;
+    if (is_depthwise(d)) return cpu_depthwise_workspace_bytes(d);
+    return plan_im2col(d).total_bytes;
+}
+
+/* dst[o][kh][kw][c] = src[o][c][kh][kw]: OIHW to the im2col K order. */
+static void permute_weight_to_khwc(const ics_conv2d_desc *d, int cg, const float *src, float *dst)
+{
+    const int khw = d->kernel_h * d->kernel_w;
+    for (int o = 0; o < d->out_c; o++) {
+        const float *s = src + (int64_t)o * cg * khw;
+        float *t = dst + (int64_t)o * cg * khw;
+        for (int c = 0; c < cg; c++)
+            for (int k = 0; k < khw; k++) t[(int64_t)k * cg + c] = s[(int64_t)c * khw + k];
+    }
+}
+
+/* dst[o][c][kh][kw] += src[o][kh][kw][c]: the weight gradient back to OIHW,
+ * accumulating as backend.h asks of parameter gradients. */
+static void accumulate_weight_from_khwc(const ics_conv2d_desc *d, int cg, const float *src,
+                                        float *dst)
+{
+    const int khw = d->kernel_h * d->kernel_w;
+    for (int o = 0; o < d->out_c; o++) {
+        const float *s = src + (int64_t)o * cg * khw;
+        float *t = dst + (int64_t)o * cg * khw;
+        for (int c = 0; c < cg; c++)
+            for (int k = 0; k < khw; k++) t[(int64_t)c * khw + k] += s[(int64_t)k * cg + c];
+    }
+}
+
+/* rows x channels: every row set to bias (the GEMM then adds with beta=1,
+ * which costs one write pass instead of a separate read-modify-write). */
+static void fill_rows_with_bias(int64_t rows, int channels, const float *bias, float *y)
+{
+    const int parallel = rows * channels >= ICS_CPU_PARALLEL_MIN;
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t r = 0; r < rows; r++) memcpy(y + r * channels, bias, sizeof(float) * (size_t)channels);
+}
+
+/* dbias[c] += sum over rows of dy[r, c]. */
+static void accumulate_bias_grad(int64_t rows, int channels, const float *dy, float *dbias)
+{
+    double sums[channels];
+    cpu_channel_sums(rows, channels, dy, NULL, NULL, sums, NULL);
+    for (int c = 0; c < channels; c++) dbias[c] += (float)sums[c];
+}
+
+/* See backend.h. */
+void cpu_conv2d_forward(const ics_conv2d_desc *d, const float *x, const float *weight,
+                        const float *bias, float *y, void *workspace)
+{
+    const int64_t out_rows = (int64_t)d->batch * d->out_h * d->out_w;
+    if (out_rows == 0) return;
+    if (is_depthwise(d)) {
+        cpu_depthwise_forward(d, x, weight, bias, y, workspace);
+        return;
+    }
+    const float beta = bias ? 1.0f : 0.0f;
+    if (bias) fill_rows_with_bias(out_rows, d->out_c, bias, y);
+    if (is_pointwise(d)) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)out_rows, d->out_c, d->in_c, 1.0f,
+                    x, d->in_c, weight, d->in_c, beta, y, d->out_c);
+        return;
+    }
+    const conv_plan p = plan_im2col(d);
+    char *ws = workspace;
+    const float *wp = weight;
+    if (p.permute) {
+        permute_weight_to_khwc(d, p.cg_in, weight, (float *)(ws + p.wperm_offset));
+        wp = (const float *)(ws + p.wperm_offset);
+    }
+    float *col = (float *)(ws + p.col_offset);
+    for (int n0 = 0; n0 < d->batch; n0 += p.chunk_images) {
+        const int count = d->batch - n0 < p.chunk_images ? d->batch - n0 : p.chunk_images;
+        const int rows = (int)(count * p.pixels);
+        float *yc = y + (int64_t)n0 * p.pixels * d->out_c;
+        for (int g = 0; g < d->groups; g++) {
+            cpu_im2col(d, x, n0, count, g * p.cg_in, p.cg_in, col);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, p.cg_out, (int)p.k, 1.0f,
+                        col, (int)p.k, wp + (int64_t)g * p.cg_out * p.k, (int)p.k, beta,
+                        yc + (int64_t)g * p.cg_out, d->out_c);
+        }
+    }
+}
+
+/* See backend.h. */
+void cpu_conv2d_backward(const ics_conv2d_desc *d, const float *x, const float *weight,
+                         const float *dy, float *dx, float *dweight, float *dbias,
+                         void *workspace)
+{
+    const int64_t out_rows = (int64_t)d->batch * d->out_h * d->out_w;
+    if (is_depthwise(d)) {
+        cpu_depthwise_backward(d, x, weight, dy, dx, dweight, dbias, workspace);
+        return;
+    }
+    if (dbias && out_rows > 0) accumulate_bias_grad(out_rows, d->out_c, dy, dbias);
+    if (is_pointwise(d)) {
+        const int rows = (int)out_rows;
+        if (dweight && rows > 0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d->out_c, d->in_c, rows, 1.0f, dy,
+                        d->out_c, x, d->in_c, 1.0f, dweight, d->in_c);
+        if (dx) {
+            if (rows == 0) return;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d->in_c, d->out_c, 1.0f, dy,
+                        d->out_c, weight, d->in_c, 0.0f, dx, d->in_c);
+        }
+        return;
+    }
+    const conv_plan p = plan_im2col(d);
+    char *ws = workspace;
+    const float *wp = weight;
+    float *dwp = dweight; /* without permutation the GEMM accumulates in place */
+    if (p.permute) {
+        if (dx) {
+            permute_weight_to_khwc(d, p.cg_in, weight, (float *)(ws + p.wperm_offset));
+            wp = (const float *)(ws + p.wperm_offset);
+        }
+        dwp = dweight ? (float *)(ws + p.dwperm_offset) : NULL;
+    }
+    if (out_rows == 0) {
+        /* No output pixel reads any input: dx is all zero, dW gets nothing. */
+        if (dx) memset(dx, 0, sizeof(float) * (size_t)d->batch * d->in_h * d->in_w * d->in_c);
+        return;
+    }
+    float *col = (float *)(ws + p.col_offset);
+    for (int n0 = 0; n0 < d->batch; n0 += p.chunk_images) {
+        const int count = d->batch - n0 < p.chunk_images ? d->batch - n0 : p.chunk_images;
+        const int rows = (int)(count * p.pixels);
+        const float *dyc = dy + (int64_t)n0 * p.pixels * d->out_c;
+        for (int g = 0; g < d->groups; g++) {
+            const float *dyg = dyc + (int64_t)g * p.cg_out;
+            if (dwp) {
+                /* The permuted gradient starts from zero on the first chunk;
+                 * the unpermuted one accumulates into dweight directly. */
+                const float beta = (p.permute && n0 == 0) ? 0.0f : 1.0f;
+                cpu_im2col(d, x, n0, count, g * p.cg_in, p.cg_in, col);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p.cg_out, (int)p.k, rows, 1.0f,
+                            dyg, d->out_c, col, (int)p.k, beta, dwp + (int64_t)g * p.cg_out * p.k,
+                            (int)p.k);
+            }
+            if (dx) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, (int)p.k, p.cg_out, 1.0f,
+                            dyg, d->out_c, wp + (int64_t)g * p.cg_out * p.k, (int)p.k, 0.0f, col,
+                            (int)p.k);
+                cpu_col2im(d, col, n0, count, g * p.cg_in, p.cg_in, dx);
+            }
+        }
+    }
+    if (dweight && p.permute) accumulate_weight_from_khwc(d, p.cg_in, dwp, dweight);
+}

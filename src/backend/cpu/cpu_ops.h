@@ -1,0 +1,120 @@
+/*
+ * src/backend/cpu/cpu_ops.h: the CPU kernels behind the op table, one family
+ * per file (cpu_conv2d.c, cpu_depthwise.c, cpu_batchnorm.c, ...). Only
+ * cpu_backend.c puts them in the table; nothing else should call them.
+ * Why NHWC, im2col with a (kh, kw, c) K order, and the reduction scheme:
+ * docs/DESIGN-ENGINE.md.
+ *
+ * Determinism: every reduction over rows (BN statistics, bias and weight
+ * gradients) is split into a number of slices that depends only on the
+ * shape, never on the thread count, and the slices are combined in a fixed
+ * order. So results are bitwise identical for any number of threads (a
+ * stronger promise than backend.h's "for a given thread count"); only the
+ * BLAS's own GEMM may differ between thread counts.
+ */
+#ifndef ICS_BACKEND_CPU_OPS_H
+#define ICS_BACKEND_CPU_OPS_H
+
+#include "backend/backend.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Loops with fewer elements than this run on one thread: the cost of
+ * waking the team (a few microseconds) exceeds the work below it. */
+#define ICS_CPU_PARALLEL_MIN 32768
+
+/* Row slices of a deterministic column reduction (see cpu_reduce.c). */
+#define ICS_CPU_REDUCE_SLICES 16
+
+/* ---- cpu_reduce.c ------------------------------------------------------ */
+/* For a rows x channels row-major matrix a (and optionally b): sum_a[c] =
+ * sum_r a[r,c]; if sum_ab is not NULL, sum_ab[c] = sum_r a[r,c] * (b[r,c] -
+ * shift[c]) (shift may be NULL = 0). Accumulates in double, deterministic
+ * for any thread count. Overwrites sum_a and sum_ab. */
+void cpu_channel_sums(int64_t rows, int channels, const float *a, const float *b,
+                      const float *shift, double *sum_a, double *sum_ab);
+
+/* ---- cpu_conv2d.c (dispatch, GEMM and im2col paths) ------------------- */
+size_t cpu_conv2d_workspace_bytes(const ics_conv2d_desc *d);
+void cpu_conv2d_forward(const ics_conv2d_desc *d, const float *x, const float *weight,
+                        const float *bias, float *y, void *workspace);
+void cpu_conv2d_backward(const ics_conv2d_desc *d, const float *x, const float *weight,
+                         const float *dy, float *dx, float *dweight, float *dbias,
+                         void *workspace);
+
+/* ---- cpu_im2col.c ------------------------------------------------------ */
+/* Gathers images [n0, n0+count) of x (NHWC, in_c channels) into col, one
+ * row per output pixel and K = kernel_h*kernel_w*cg columns ordered (kh, kw,
+ * c) where c runs over the cg channels starting at c0 (one group). Padding
+ * reads as zero. */
+void cpu_im2col(const ics_conv2d_desc *d, const float *x, int n0, int count, int c0, int cg,
+                float *col);
+/* The adjoint of cpu_im2col: dx[n, ih, iw, c0 + c] = the sum of every col
+ * entry that cpu_im2col would have copied from there (channels outside the
+ * group untouched; pixels that no window reads are set to zero). */
+void cpu_col2im(const ics_conv2d_desc *d, const float *col, int n0, int count, int c0, int cg,
+                float *dx);
+
+/* ---- cpu_depthwise.c --------------------------------------------------- */
+/* groups == in_c == out_c; workspace from cpu_depthwise_workspace_bytes. */
+size_t cpu_depthwise_workspace_bytes(const ics_conv2d_desc *d);
+void cpu_depthwise_forward(const ics_conv2d_desc *d, const float *x, const float *weight,
+                           const float *bias, float *y, void *workspace);
+void cpu_depthwise_backward(const ics_conv2d_desc *d, const float *x, const float *weight,
+                            const float *dy, float *dx, float *dweight, float *dbias,
+                            void *workspace);
+
+/* ---- cpu_batchnorm.c --------------------------------------------------- */
+void cpu_batchnorm_forward_train(int64_t rows, int channels, const float *x, const float *gamma,
+                                 const float *beta, float *running_mean, float *running_var,
+                                 float momentum, float eps, float *y, float *save_mean,
+                                 float *save_invstd);
+void cpu_batchnorm_forward_eval(int64_t rows, int channels, const float *x, const float *gamma,
+                                const float *beta, const float *running_mean,
+                                const float *running_var, float eps, float *y);
+void cpu_batchnorm_backward(int64_t rows, int channels, const float *x, const float *dy,
+                            const float *gamma, const float *save_mean, const float *save_invstd,
+                            float *dx, float *dgamma, float *dbeta);
+
+/* ---- cpu_activation.c -------------------------------------------------- */
+void cpu_relu_forward(int64_t n, const float *x, float *y);
+void cpu_relu_backward(int64_t n, const float *y, const float *dy, float *dx);
+void cpu_relu6_forward(int64_t n, const float *x, float *y);
+void cpu_relu6_backward(int64_t n, const float *y, const float *dy, float *dx);
+
+/* ---- cpu_elementwise.c ------------------------------------------------- */
+void cpu_add_forward(int64_t n, const float *a, const float *b, float *y);
+void cpu_accumulate(int64_t n, const float *x, float *y);
+void cpu_dropout_forward(int64_t n, float p, const float *x, const uint8_t *mask, float *y);
+void cpu_dropout_backward(int64_t n, float p, const float *dy, const uint8_t *mask, float *dx);
+void cpu_flatten_forward(int batch, int h, int w, int c, const float *x, float *y);
+void cpu_flatten_backward(int batch, int h, int w, int c, const float *dy, float *dx);
+
+/* ---- cpu_pool.c -------------------------------------------------------- */
+void cpu_maxpool2d_forward(const ics_pool2d_desc *d, const float *x, float *y, int32_t *argmax);
+void cpu_maxpool2d_backward(const ics_pool2d_desc *d, const float *dy, const int32_t *argmax,
+                            float *dx);
+void cpu_avgpool2d_forward(const ics_pool2d_desc *d, const float *x, float *y);
+void cpu_avgpool2d_backward(const ics_pool2d_desc *d, const float *dy, float *dx);
+
+/* ---- cpu_adaptive_pool.c ----------------------------------------------- */
+void cpu_adaptive_avgpool2d_forward(int batch, int in_h, int in_w, int channels, int out_h,
+                                    int out_w, const float *x, float *y);
+void cpu_adaptive_avgpool2d_backward(int batch, int in_h, int in_w, int channels, int out_h,
+                                     int out_w, const float *dy, float *dx);
+
+/* ---- cpu_linear.c ------------------------------------------------------ */
+void cpu_linear_forward(int batch, int in_features, int out_features, const float *x,
+                        const float *weight, const float *bias, float *y);
+void cpu_linear_backward(int batch, int in_features, int out_features, const float *x,
+                         const float *weight, const float *dy, float *dx, float *dweight,
+                         float *dbias);
+
+/* ---- cpu_softmax_xent.c ------------------------------------------------ */
+float cpu_softmax_xent_forward(int batch, int classes, const float *logits, const int32_t *labels,
+                               float label_smoothing, float *probs);
+void cpu_softmax_xent_backward(int batch, int classes, const float *probs, const int32_t *labels,
+                               float label_smoothing, float scale, float *dlogits);
+
+#endif
