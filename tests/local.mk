@@ -13,6 +13,7 @@ AM_TESTS_ENVIRONMENT = \
 	OMPI_MCA_rmaps_base_oversubscribe=1; export OMPI_MCA_rmaps_base_oversubscribe; \
 	ICSPARSE_SITE_CONFIG=/dev/null/none; export ICSPARSE_SITE_CONFIG; \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0; export ASAN_OPTIONS; \
+	LSAN_OPTIONS=suppressions='$(abs_top_srcdir)/tests/lsan.supp':print_suppressions=0; export LSAN_OPTIONS; \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; export UBSAN_OPTIONS;
 
 # Shared test helpers (CUnit runner, temp dirs, PyTorch reference exchange).
@@ -21,7 +22,7 @@ libicstest_la_SOURCES = tests/unit/test_util.c tests/unit/test_util.h
 libicstest_la_LIBADD = libicsparse.la $(CUNIT_LIBS)
 ICS_TEST_LIBS = libicstest.la libicsparse.la $(CUNIT_LIBS)
 
-EXTRA_DIST += tests/run-integration.sh.in
+EXTRA_DIST += tests/run-integration.sh.in tests/lsan.supp
 dist_noinst_SCRIPTS += tests/lib.sh
 
 include $(top_srcdir)/tests/core.mk
