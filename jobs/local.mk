@@ -1,1 +1,13 @@
-# jobs: sources of this subsystem (appended by its owner)
+# jobs: one sbatch script per pipeline step, the pipeline submitter (which
+# is also the local executor), sweeps and their collector, and the shared
+# shell library they source. Installed together under
+# $(pkglibexecdir)/jobs so that each script finds lib/ beside it.
+jobsdir = $(pkglibexecdir)/jobs
+dist_jobs_SCRIPTS = \
+	jobs/convert.sbatch jobs/shard.sbatch jobs/train.sbatch jobs/compose.sbatch \
+	jobs/consolidate.sbatch jobs/eval.sbatch jobs/export.sbatch \
+	jobs/submit-pipeline
+jobslibdir = $(jobsdir)/lib
+dist_jobslib_DATA = jobs/lib/common.sh jobs/lib/config.sh jobs/lib/step.sh jobs/lib/pipeline.sh
+TESTS += tests/integration/test_jobs_local.sh
+EXTRA_DIST += tests/integration/test_jobs_local.sh
