@@ -11,3 +11,8 @@ TESTS += tests/unit/test_config
 
 TESTS += tests/integration/test_cli.sh
 dist_noinst_SCRIPTS += tests/integration/test_cli.sh
+
+check_PROGRAMS += tests/unit/test_cuda
+tests_unit_test_cuda_SOURCES = tests/unit/test_cuda.c
+tests_unit_test_cuda_LDADD = $(ICS_TEST_LIBS)
+TESTS += tests/unit/test_cuda

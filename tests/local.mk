@@ -2,7 +2,7 @@
 # (tests/integration/*.sh), and PyTorch cross-checks. Each area keeps its own
 # fragment below.
 TEST_EXTENSIONS = .sh
-SH_LOG_COMPILER = $(BASH)
+SH_LOG_COMPILER = bash
 AM_TESTS_ENVIRONMENT = \
 	top_srcdir='$(abs_top_srcdir)'; export top_srcdir; \
 	top_builddir='$(abs_top_builddir)'; export top_builddir; \
