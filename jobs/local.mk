@@ -11,3 +11,7 @@ jobslibdir = $(jobsdir)/lib
 dist_jobslib_DATA = jobs/lib/common.sh jobs/lib/config.sh jobs/lib/step.sh jobs/lib/pipeline.sh
 TESTS += tests/integration/test_jobs_local.sh
 EXTRA_DIST += tests/integration/test_jobs_local.sh
+EXTRA_DIST += tests/integration/test_jobs_stubs.sh
+# The embedded default pipeline's run file and its two stage recipes.
+dist_conf_DATA += conf/run-fashion-mnist.cfg conf/run-fashion-mnist-prune.yaml \
+	conf/run-fashion-mnist-quantize.yaml

@@ -20,6 +20,7 @@ ics_prepare_run() {
     # shellcheck disable=SC2034 # read by ics_cfg_get
     ICS_CFG_FILE=$job_file
     ics_cfg_dump "$job_file" >/dev/null || ics_die "$ICS_EX_USAGE" "cannot parse $job_file"
+    ics_check_steps
     run_dir=$(ics_cfg_get "$ICS_KEY_RUN_DIR" "")
     if [ -z "$run_dir" ]; then
         run_dir=runs/$(basename "$job_file" .cfg)-$(date +%Y%m%d-%H%M%S)
@@ -72,6 +73,18 @@ ics_chain() {
                     if [ "$mode" = composed ]; then echo "compose $s"; fi
                     echo "train $s"
                 done ;;
+        esac
+    done
+}
+
+# ics_check_steps: pipeline.steps names only known steps (checked before a
+# run directory is made).
+ics_check_steps() {
+    local steps step
+    steps=$(ics_cfg_get pipeline.steps "convert,shard,train,consolidate,eval,export")
+    for step in ${steps//,/ }; do
+        case $step in
+            convert|shard|train|consolidate|eval|export) ;;
             *) ics_die "$ICS_EX_USAGE" "pipeline.steps: unknown step '$step' (convert, shard, train, consolidate, eval, export)" ;;
         esac
     done

@@ -1,0 +1,103 @@
+# shellcheck shell=bash
+# tests/integration/test_jobs_stubs.sh: sourced by the jobs tests. Writes
+# stand-ins for the icsparse executables into a directory, to test the job
+# machinery (order, arguments, dependencies, requeue, staging, logs) apart
+# from the real executables, which the tests also run where they exist.
+# Each stub appends "NAME RANK ARGS..." to $STUB_LOG and behaves as:
+#   STUB_NOTIMPL=NAME   that executable answers "not implemented yet" (exit 2)
+#   STUB_TEMPFAIL=once  icsparse-train exits 75 on its first run (no train.resume)
+#   STUB_TEMPFAIL=usr1  icsparse-train waits for USR1, then exits 75
+#   STUB_SHARDS=DIR     icsparse-shard writes two shard files there
+# They write what the steps after them look for: RUN/ckpt/last.h5,
+# RUN/recipes/stage-N.yaml (compose -o), RUN/model.h5, RUN/results.json,
+# RUN/export/model.onnx.
+
+# make_stubs DIR: writes the seven stand-ins into DIR.
+make_stubs() {
+    local dir=$1 name
+    mkdir -p "$dir"
+    for name in convert shard train compose consolidate eval export; do
+        cat >"$dir/icsparse-$name" <<'STUB'
+#!/bin/bash
+set -euo pipefail
+name=$(basename "$0")
+rank=${OMPI_COMM_WORLD_RANK:-${PMIX_RANK:-${SLURM_PROCID:-0}}}
+echo "$name $rank $*" >>"${STUB_LOG:?}"
+run="" out="" resume=0 shards=""
+while [ $# -gt 0 ]; do
+    case $1 in
+        --set)
+            case $2 in
+                run.dir=*) run=${2#run.dir=}; run=${run//\"/} ;;
+                train.resume=*) resume=1 ;;
+                data.shards_dir=*) shards=${2#data.shards_dir=}; shards=${shards//\"/} ;;
+            esac
+            shift 2 ;;
+        -o) out=$2; shift 2 ;;
+        *) shift ;;
+    esac
+done
+if [ "${STUB_NOTIMPL:-}" = "$name" ]; then
+    echo "$name: error: not implemented yet" >&2
+    exit 2
+fi
+[ "$rank" = 0 ] || exit 0
+case $name in
+    icsparse-shard)
+        if [ -n "${STUB_SHARDS:-}" ]; then
+            mkdir -p "$STUB_SHARDS"
+            echo a >"$STUB_SHARDS/part-00000-of-00002.h5"
+            echo b >"$STUB_SHARDS/part-00001-of-00002.h5"
+        fi ;;
+    icsparse-train)
+        if [ -n "$shards" ]; then ls "$shards" >"$run/train-saw-shards.txt"; echo "$shards" >>"$run/train-saw-shards.txt"; fi
+        if [ "${STUB_TEMPFAIL:-}" = once ] && [ "$resume" = 0 ]; then exit 75; fi
+        if [ "${STUB_TEMPFAIL:-}" = usr1 ] && [ "$resume" = 0 ]; then
+            trap 'echo checkpoint >>"$run/train-usr1.txt"; exit 75' USR1
+            echo waiting >"$run/train-waiting.txt"
+            for _ in $(seq 600); do sleep 0.1; done
+            exit 1
+        fi
+        mkdir -p "$run/ckpt" && echo ckpt >"$run/ckpt/last.h5" ;;
+    icsparse-compose) echo composed >"$out" ;;
+    icsparse-consolidate) echo model >"$run/model.h5" ;;
+    icsparse-eval) echo '{"test_top1": 88.5, "sparsity": 0.8}' >"$run/results.json" ;;
+    icsparse-export) mkdir -p "$run/export" && echo onnx >"$run/export/model.onnx" ;;
+esac
+STUB
+        chmod +x "$dir/icsparse-$name"
+    done
+}
+
+# make_recipes DIR: a flat prune recipe, a flat quantize recipe and one
+# staged recipe with both, in DIR.
+make_recipes() {
+    local dir=$1
+    mkdir -p "$dir"
+    cat >"$dir/prune.yaml" <<'YAML'
+num_epochs: 2
+modifiers:
+  - !EpochRangeModifier
+    end_epoch: eval(num_epochs)
+YAML
+    cat >"$dir/quant.yaml" <<'YAML'
+training_modifiers:
+  - !EpochRangeModifier
+    end_epoch: 1
+quantization_modifiers:
+  - !QuantizationModifier
+    start_epoch: 0
+YAML
+    cat >"$dir/staged.yaml" <<'YAML'
+version: 1.1.0
+stage_0:
+  num_epochs: 2
+  stage_0_modifiers:
+    - !EpochRangeModifier
+      end_epoch: 2
+stage_1:
+  stage_1_modifiers:
+    - !QuantizationModifier
+      start_epoch: 2
+YAML
+}
