@@ -1,1 +1,6 @@
-# tests/formats.mk: tests of this area (owned by its author)
+# tests/formats.mk: PyTorch .pth reader and writer (zip, CRC-32, pickle).
+check_PROGRAMS += tests/unit/test_pth
+tests_unit_test_pth_SOURCES = tests/unit/test_pth.c
+tests_unit_test_pth_LDADD = $(ICS_TEST_LIBS)
+TESTS += tests/unit/test_pth
+EXTRA_DIST += tests/torchref/pth_make.py
