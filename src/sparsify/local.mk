@@ -1,1 +1,16 @@
-# src/sparsify: sources of this subsystem (appended by its owner)
+# src/sparsify: SparseML recipes (loader, eval() grammar, variables,
+# modifier schemas, selectors, compose, YAML writer, explain).
+libicsparse_la_SOURCES += \
+	src/sparsify/recipe_yaml.c \
+	src/sparsify/recipe_expr.c \
+	src/sparsify/recipe_value.c \
+	src/sparsify/recipe_vars.c \
+	src/sparsify/recipe_modifiers.c \
+	src/sparsify/recipe_load.c \
+	src/sparsify/recipe_schedule.c \
+	src/sparsify/recipe_select.c \
+	src/sparsify/recipe_compose.c \
+	src/sparsify/recipe_write.c \
+	src/sparsify/recipe_explain.c
+noinst_HEADERS += src/sparsify/recipe_internal.h
+pkginclude_HEADERS += include/icsparse/recipe.h
