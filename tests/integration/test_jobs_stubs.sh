@@ -5,8 +5,9 @@
 # from the real executables, which the tests also run where they exist.
 # Each stub appends "NAME RANK ARGS..." to $STUB_LOG and behaves as:
 #   STUB_NOTIMPL=NAME   that executable answers "not implemented yet" (exit 2)
-#   STUB_TEMPFAIL=once  icsparse-train exits 75 on its first run (no train.resume)
-#   STUB_TEMPFAIL=usr1  icsparse-train waits for USR1, then exits 75
+#   STUB_TEMPFAIL=once  icsparse-train exits 75 on its first run in a run
+#                       directory (without train.resume)
+#   STUB_TEMPFAIL=usr1  the same, but it waits for USR1 first
 #   STUB_SHARDS=DIR     icsparse-shard writes two shard files there
 # They write what the steps after them look for: RUN/ckpt/last.h5,
 # RUN/recipes/stage-N.yaml (compose -o), RUN/model.h5, RUN/results.json,
@@ -51,8 +52,14 @@ case $name in
         fi ;;
     icsparse-train)
         if [ -n "$shards" ]; then ls "$shards" >"$run/train-saw-shards.txt"; echo "$shards" >>"$run/train-saw-shards.txt"; fi
-        if [ "${STUB_TEMPFAIL:-}" = once ] && [ "$resume" = 0 ]; then exit 75; fi
-        if [ "${STUB_TEMPFAIL:-}" = usr1 ] && [ "$resume" = 0 ]; then
+        # Once per run directory, on a run that is not resuming.
+        if [ -n "${STUB_TEMPFAIL:-}" ] && [ "$resume" = 0 ] && [ ! -e "$run/train-tempfail" ]; then
+            touch "$run/train-tempfail"
+        else
+            STUB_TEMPFAIL=""
+        fi
+        if [ "${STUB_TEMPFAIL:-}" = once ]; then exit 75; fi
+        if [ "${STUB_TEMPFAIL:-}" = usr1 ]; then
             trap 'echo checkpoint >>"$run/train-usr1.txt"; exit 75' USR1
             echo waiting >"$run/train-waiting.txt"
             for _ in $(seq 600); do sleep 0.1; done

@@ -145,4 +145,117 @@ C
 }
 check "srun of an MPI program (PMIx), direct and in sbatch" test_srun_mpi
 
+# 5. The jobs/ scripts on the cluster, with stand-ins for the executables:
+# the afterok chain of a two-stage run, site settings turned into sbatch
+# options, shards staged with sbcast, training stopped by USR1 (exit 75),
+# requeued and resumed, logs under the run directory.
+# shellcheck source=tests/integration/test_jobs_stubs.sh
+. "$top_srcdir/tests/integration/test_jobs_stubs.sh"
+make_stubs "$T/stubs"
+make_recipes "$T"
+export STUB_LOG=$T/stub.log ICSPARSE_BINDIR=$T/stubs
+export ICSPARSE_DEFAULTS_CONFIG=$top_srcdir/conf/defaults.cfg
+cat >"$T/site.cfg" <<CFG
+site = { scratch_dir = "$T/scratch/\$SLURM_JOB_ID"; };
+slurm = { partition = "long"; extra_args = "--comment=icsparse-test"; signal_seconds = 30; };
+CFG
+cat >"$T/two.cfg" <<CFG
+run = { dir = "$T/run-two"; };
+recipe = { path = "prune.yaml,quant.yaml"; };
+data = { shards_dir = "$T/shards"; };
+pipeline = { ranks = 2; shard_ranks = 2; };
+CFG
+
+# wait_chain RUN_DIR: waits for every job of RUN_DIR/jobs.txt; prints
+# "LABEL STATE" lines.
+wait_chain() {
+    local label id
+    while read -r label id; do
+        echo "$label $(wait_done "$id" 120)"
+    done <"$1/jobs.txt"
+}
+
+test_jobs_chain() {
+    ICSPARSE_SITE_CONFIG=$T/site.cfg STUB_SHARDS=$T/shards STUB_TEMPFAIL=usr1 \
+        "$top_srcdir/jobs/submit-pipeline" "$T/two.cfg" >"$T/submit.out" 2>&1 || { cat "$T/submit.out" >&2; return 1; }
+    contains "$T/submit.out" "^run directory: $T/run-two$" || return 1
+    [ "$(grep -cE '^(convert|shard|train-s0|compose-s1|train-s1|consolidate|eval|export) [0-9]+$' "$T/submit.out")" = 8 ] || return 1
+    local train
+    train=$(awk '$1 == "train-s0" { print $2 }' "$T/run-two/jobs.txt")
+    for _ in $(seq 300); do [ -f "$T/run-two/train-waiting.txt" ] && break; sleep 0.2; done
+    scancel --signal=USR1 --batch "$train"
+    wait_chain "$T/run-two" >"$T/states.txt"
+    diff -u - "$T/states.txt" <<WANT || return 1
+convert COMPLETED
+shard COMPLETED
+train-s0 COMPLETED
+compose-s1 COMPLETED
+train-s1 COMPLETED
+consolidate COMPLETED
+eval COMPLETED
+export COMPLETED
+WANT
+    [ "$(job_field "$train" Restarts)" = 1 ] &&
+        [ "$(job_field "$train" Partition)" = long ] &&
+        [ "$(job_field "$train" Comment)" = icsparse-test ] &&
+        [ "$(job_field "$train" NumTasks)" = 2 ] &&
+        contains "$T/run-two/train-usr1.txt" '^checkpoint$' &&
+        contains "$T/run-two/logs/train-s0-$train.out" "step train: got USR1; asking icsparse-train to checkpoint and stop" &&
+        contains "$T/run-two/logs/train-s0-$train.out" "requeueing job $train" &&
+        contains "$T/run-two/logs/train-s0-$train.out" "restart 1 on " &&
+        contains "$T/run-two/logs/train-s0-$train.out" "staged $T/shards to $T/scratch/$train/icsparse-stage-$train/shards with sbcast" &&
+        contains "$T/run-two/train-saw-shards.txt" '^part-00000-of-00002.h5$' &&
+        contains "$STUB_LOG" "^icsparse-train 0 .*--set train.resume=\"auto\"" &&
+        [ -f "$T/run-two/export/model.onnx" ] && [ ! -e "$T/scratch/$train/icsparse-stage-$train" ]
+}
+check "jobs/submit-pipeline: chain, site options, sbcast staging, USR1 requeue" test_jobs_chain
+
+# A step that is not implemented yet fails its job; the rest are cancelled.
+test_jobs_notimpl() {
+    STUB_NOTIMPL=icsparse-consolidate "$top_srcdir/jobs/submit-pipeline" \
+        --set "run.dir=\"$T/run-ni\"" --set 'pipeline.steps="train,consolidate,eval,export"' \
+        "$T/two.cfg" >"$T/submit-ni.out" 2>&1 || { cat "$T/submit-ni.out" >&2; return 1; }
+    wait_chain "$T/run-ni" >"$T/states-ni.txt"
+    diff -u - "$T/states-ni.txt" <<WANT || return 1
+train-s0 COMPLETED
+compose-s1 COMPLETED
+train-s1 COMPLETED
+consolidate FAILED
+eval CANCELLED
+export CANCELLED
+WANT
+    local id
+    id=$(awk '$1 == "consolidate" { print $2 }' "$T/run-ni/jobs.txt")
+    contains "$T/run-ni/logs/consolidate-$id.out" "step consolidate: icsparse-consolidate is not implemented yet; stopping here" &&
+        [ "$(job_field "$id" ExitCode)" = 2:0 ]
+}
+check "jobs: a step not implemented yet cancels the rest" test_jobs_notimpl
+
+# The real executables: each job completes, or the first that does not
+# fails with a plain line naming its step and every later one is cancelled.
+test_jobs_real() {
+    local run=$T/run-real label state first="" log id
+    PATH="$top_builddir/src/apps:$top_builddir/data-tools:$PATH" ICSPARSE_BINDIR="" STUB_LOG="" \
+        "$top_srcdir/jobs/submit-pipeline" --set "run.dir=\"$run\"" --set "data.dir=\"$T/data\"" \
+        --set train.epochs=1 --set train.max_steps_per_epoch=2 \
+        "$top_srcdir/conf/run-fashion-mnist.cfg" >"$T/submit-real.out" 2>&1 || { cat "$T/submit-real.out" >&2; return 1; }
+    wait_chain "$run" >"$T/states-real.txt"
+    sed 's/^/  | /' "$T/states-real.txt"
+    while read -r label state; do
+        if [ -z "$first" ]; then
+            [ "$state" = COMPLETED ] && continue
+            first=$label
+            id=$(awk -v l="$label" '$1 == l { print $2 }' "$run/jobs.txt")
+            log=$run/logs/$label-$id.out
+            [ "$state" = FAILED ] || return 1
+            grep -qE "step [a-z]+: icsparse-[a-z]+ (is not implemented yet; stopping here|not found)" "$log" ||
+                { sed 's/^/  | /' "$log" >&2; return 1; }
+        else
+            [ "$state" = CANCELLED ] || return 1
+        fi
+    done <"$T/states-real.txt"
+    if [ -z "$first" ]; then [ -f "$run/model.h5" ] && [ -f "$run/results.json" ]; fi
+}
+check "jobs: the real executables run or stop plainly" test_jobs_real
+
 finish
