@@ -14,3 +14,8 @@ libicsparse_la_SOURCES += \
 	src/sparsify/recipe_explain.c
 noinst_HEADERS += src/sparsify/recipe_internal.h
 pkginclude_HEADERS += include/icsparse/recipe.h
+
+# icsparse-compose: --explain and staged composition (its main() is in src/apps)
+bin_PROGRAMS += src/apps/icsparse-compose
+src_apps_icsparse_compose_SOURCES = src/apps/icsparse-compose.c
+src_apps_icsparse_compose_LDADD = $(ICS_APP_LIBS)

@@ -161,9 +161,17 @@ void rbuf_number(rbuf *b, double v, int is_int)
     }
     char text[64];
     /* the shortest %g that reads back to the same double */
-    for (int precision = 1; precision <= 17; precision++) {
+    int precision = 1;
+    for (; precision <= 17; precision++) {
         snprintf(text, sizeof text, "%.*g", precision, v);
         if (strtod(text, NULL) == v) break;
+    }
+    /* %g switches to an exponent once it exceeds the precision (90 -> 9e+01);
+     * between 1e-4 and 1e16 write all the digits instead */
+    double mag = fabs(v);
+    if (strpbrk(text, "eE") && mag >= 1e-4 && mag < 1e16) {
+        int digits = (int)floor(log10(mag)) + 1;
+        snprintf(text, sizeof text, "%.*g", digits > precision ? digits : precision, v);
     }
     char *e = strpbrk(text, "eE");
     if (!strchr(text, '.')) {
