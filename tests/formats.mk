@@ -3,4 +3,4 @@ check_PROGRAMS += tests/unit/test_pth
 tests_unit_test_pth_SOURCES = tests/unit/test_pth.c
 tests_unit_test_pth_LDADD = $(ICS_TEST_LIBS)
 TESTS += tests/unit/test_pth
-EXTRA_DIST += tests/torchref/pth_make.py
+EXTRA_DIST += tests/torchref/pth_make.py tests/torchref/pth_check.py

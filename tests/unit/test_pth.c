@@ -5,6 +5,8 @@
 #include "test_util.h"
 #include "io/pickle_reader.h"
 #include "io/pth_reader.h"
+#include "io/pth_writer.h"
+#include "io/zip_writer.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -322,6 +324,168 @@ static void test_plain_pickles(void)
     }
 }
 
+
+/* Adds a tensor to dict and its line and bytes to the expectation files,
+ * in the format pth_make.py uses. */
+static ics_pv *add_tensor(ics_pv_arena *arena, ics_pv *dict, const char *name, ics_pv_dtype dtype,
+                          int ndim, const int64_t *shape, const void *data, FILE *txt, FILE *bin)
+{
+    ics_error err;
+    ics_pv *t = ics_pv_new_tensor(arena, dtype, ndim, shape, data, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_EQUAL(ics_pv_dict_set_str(arena, dict, name, t, &err), ICS_OK);
+    if (txt) {
+        fprintf(txt, "%s %s %d", name, ics_pv_dtype_name(dtype), ndim);
+        for (int d = 0; d < ndim; d++) fprintf(txt, " %lld", (long long)shape[d]);
+        fprintf(txt, "\n");
+        fwrite(t->u.tensor.data, ics_pv_dtype_size(dtype), t->u.tensor.numel, bin);
+    }
+    return t;
+}
+
+static ics_pv *str_value(ics_pv_arena *arena, const char *s)
+{
+    ics_error err;
+    return ics_pv_new_string(arena, s, strlen(s), &err);
+}
+
+/* The state_dict, the checkpoints and a ZIP64 zip that pth_check.py loads
+ * with torch.load(weights_only=True) and zipfile; the checkpoint values
+ * here are spelled out again there. */
+static void test_writer_read_by_torch(void)
+{
+    char *dir = ics_test_tmpdir("pthw");
+    ics_error err;
+    ics_pv_arena *arena = ics_pv_arena_create(&err);
+    char *p = path_in(dir, "expect_c.txt");
+    FILE *txt = fopen(p, "w");
+    free(p);
+    p = path_in(dir, "expect_c.bin");
+    FILE *bin = fopen(p, "wb");
+    free(p);
+    CU_ASSERT_FATAL(txt && bin);
+
+    ics_pv *sd = ics_pv_new_dict(arena, 1, &err);
+    uint64_t rng = 42;
+    float w[54];
+    ics_test_fill_uniform(w, 54, -1.0f, 1.0f, &rng);
+    uint32_t nan_bits = 0x7fc01234u; /* a NaN with a payload: bitwise copy */
+    memcpy(&w[0], &nan_bits, 4);
+    w[1] = -0.0f;
+    w[2] = 1e-42f; /* subnormal */
+    add_tensor(arena, sd, "conv1.weight", ICS_DT_FLOAT32, 4, (int64_t[]){2, 3, 3, 3}, w, txt, bin);
+    int64_t nbt = (INT64_C(1) << 40) + 3;
+    add_tensor(arena, sd, "bn1.num_batches_tracked", ICS_DT_INT64, 0, NULL, &nbt, txt, bin);
+    double d64[3] = {0.1, -1e300, 3.0};
+    add_tensor(arena, sd, "double", ICS_DT_FLOAT64, 1, (int64_t[]){3}, d64, txt, bin);
+    uint16_t half[4] = {0x3c00, 0xc000, 0x0001, 0x7bff}; /* 1, -2, smallest subnormal, max */
+    add_tensor(arena, sd, "half", ICS_DT_FLOAT16, 2, (int64_t[]){2, 2}, half, txt, bin);
+    uint16_t bf[2] = {0x3f80, 0xc0a0}; /* 1, -5 */
+    add_tensor(arena, sd, "bfloat", ICS_DT_BFLOAT16, 1, (int64_t[]){2}, bf, txt, bin);
+    int32_t i32[3] = {-7, 0, INT32_MAX};
+    add_tensor(arena, sd, "int32", ICS_DT_INT32, 1, (int64_t[]){3}, i32, txt, bin);
+    int16_t i16[2] = {-300, 300};
+    add_tensor(arena, sd, "int16", ICS_DT_INT16, 1, (int64_t[]){2}, i16, txt, bin);
+    int8_t i8[3] = {-128, 0, 127};
+    add_tensor(arena, sd, "int8", ICS_DT_INT8, 1, (int64_t[]){3}, i8, txt, bin);
+    uint8_t u8[2] = {0, 255}, mask[3] = {1, 0, 1};
+    add_tensor(arena, sd, "uint8", ICS_DT_UINT8, 1, (int64_t[]){2}, u8, txt, bin);
+    add_tensor(arena, sd, "mask", ICS_DT_BOOL, 1, (int64_t[]){3}, mask, txt, bin);
+    int64_t i64[2] = {INT64_MIN, (INT64_C(1) << 53) + 1};
+    add_tensor(arena, sd, "int64", ICS_DT_INT64, 1, (int64_t[]){2}, i64, txt, bin);
+    add_tensor(arena, sd, "empty", ICS_DT_FLOAT32, 2, (int64_t[]){0, 3}, NULL, txt, bin);
+    fclose(txt);
+    fclose(bin);
+    p = path_in(dir, "sd_c.pth");
+    CU_ASSERT_EQUAL(ics_pth_save(p, sd, NULL, &err), ICS_OK);
+    /* and our own reader gives the same tree back */
+    ics_pth *back = NULL;
+    CU_ASSERT_EQUAL_FATAL(ics_pth_load(p, &back, &err), ICS_OK);
+    CU_ASSERT_STRING_EQUAL(ics_pth_archive_name(back), "archive");
+    const ics_pv *sd2 = ics_pth_state_dict(back);
+    CU_ASSERT_EQUAL_FATAL(sd2->u.dict.len, sd->u.dict.len);
+    for (size_t i = 0; i < sd->u.dict.len; i++) {
+        const ics_pv *a = sd->u.dict.values[i], *b = sd2->u.dict.values[i];
+        CU_ASSERT_STRING_EQUAL(sd->u.dict.keys[i]->u.str.data, sd2->u.dict.keys[i]->u.str.data);
+        CU_ASSERT(a->u.tensor.dtype == b->u.tensor.dtype && a->u.tensor.numel == b->u.tensor.numel);
+        CU_ASSERT(memcmp(a->u.tensor.data, b->u.tensor.data,
+                         a->u.tensor.numel * ics_pv_dtype_size(a->u.tensor.dtype)) == 0);
+    }
+    ics_pth_destroy(back);
+    free(p);
+
+    /* checkpoint without floats */
+    ics_pv *ck = ics_pv_new_dict(arena, 0, &err);
+    ics_pv *msd = ics_pv_new_dict(arena, 1, &err);
+    add_tensor(arena, msd, "module.conv1.weight", ICS_DT_FLOAT32, 4, (int64_t[]){2, 3, 3, 3}, w,
+               NULL, NULL);
+    add_tensor(arena, msd, "module.bn1.num_batches_tracked", ICS_DT_INT64, 0, NULL, &nbt, NULL, NULL);
+    ics_pv_dict_set_str(arena, ck, "state_dict", msd, &err);
+    ics_pv_dict_set_str(arena, ck, "epoch", ics_pv_new_int(arena, -1, &err), &err);
+    ics_pv_dict_set_str(arena, ck, "recipe",
+                        str_value(arena, "version: 1.1.0\nmodifiers: []\n# \xc2\xb5 recipe\n"), &err);
+    ics_pv_dict_set_str(arena, ck, "arch_key", str_value(arena, "resnet50"), &err);
+    ics_pv *opt = ics_pv_new_dict(arena, 0, &err), *state = ics_pv_new_dict(arena, 0, &err);
+    ics_pv *s0 = ics_pv_new_dict(arena, 0, &err);
+    ics_pv_dict_set_str(arena, s0, "step", ics_pv_new_int(arena, 10, &err), &err);
+    ics_pv_dict_set(arena, state, ics_pv_new_int(arena, 0, &err), s0, &err);
+    ics_pv_dict_set_str(arena, opt, "state", state, &err);
+    ics_pv *groups = ics_pv_new(arena, ICS_PV_LIST, &err), *g0 = ics_pv_new_dict(arena, 0, &err);
+    ics_pv *params = ics_pv_new(arena, ICS_PV_LIST, &err);
+    ics_pv_seq_append(arena, params, ics_pv_new_int(arena, 0, &err), &err);
+    ics_pv_seq_append(arena, params, ics_pv_new_int(arena, 1, &err), &err);
+    ics_pv_dict_set_str(arena, g0, "params", params, &err);
+    ics_pv_dict_set_str(arena, g0, "nesterov", ics_pv_new_bool(arena, 1, &err), &err);
+    ics_pv_dict_set_str(arena, g0, "dampening", ics_pv_new(arena, ICS_PV_NONE, &err), &err);
+    ics_pv_seq_append(arena, groups, g0, &err);
+    ics_pv_dict_set_str(arena, opt, "param_groups", groups, &err);
+    ics_pv_dict_set_str(arena, ck, "optimizer", opt, &err);
+    ics_pv_dict_set_str(arena, ck, "big", ics_pv_new_int(arena, INT64_C(1) << 40, &err), &err);
+    ics_pv_dict_set_str(arena, ck, "neg", ics_pv_new_int(arena, -(INT64_C(1) << 62), &err), &err);
+    ics_pv_dict_set_str(arena, ck, "small", ics_pv_new_int(arena, -5, &err), &err);
+    ics_pv *tup = ics_pv_new(arena, ICS_PV_TUPLE, &err);
+    ics_pv_seq_append(arena, tup, ics_pv_new_int(arena, 1, &err), &err);
+    ics_pv_seq_append(arena, tup, str_value(arena, "two"), &err);
+    ics_pv_seq_append(arena, tup, ics_pv_new(arena, ICS_PV_NONE, &err), &err);
+    ics_pv_seq_append(arena, tup, ics_pv_new_bool(arena, 0, &err), &err);
+    ics_pv_dict_set_str(arena, ck, "tuple", tup, &err);
+    float pv[3] = {1, 2, 3};
+    ics_pv *param = add_tensor(arena, ck, "param", ICS_DT_FLOAT32, 1, (int64_t[]){3}, pv, NULL, NULL);
+    param->u.tensor.is_parameter = 1;
+    param->u.tensor.requires_grad = 1;
+    p = path_in(dir, "ckpt_c.pth");
+    CU_ASSERT_EQUAL(ics_pth_save(p, ck, "ckpt", &err), ICS_OK);
+    free(p);
+
+    ics_pv *ckf = ics_pv_new_dict(arena, 0, &err), *vals = ics_pv_new(arena, ICS_PV_LIST, &err);
+    ics_pv_dict_set_str(arena, ckf, "lr", ics_pv_new_float(arena, 0.1, &err), &err);
+    ics_pv_dict_set_str(arena, ckf, "epoch", ics_pv_new_float(arena, 2.5, &err), &err);
+    ics_pv_seq_append(arena, vals, ics_pv_new_float(arena, 1e-4, &err), &err);
+    ics_pv_seq_append(arena, vals, ics_pv_new_float(arena, -0.0, &err), &err);
+    ics_pv_seq_append(arena, vals, ics_pv_new_float(arena, 1.0 / 0.0, &err), &err);
+    ics_pv_dict_set_str(arena, ckf, "values", vals, &err);
+    p = path_in(dir, "ckpt_c_float.pth");
+    CU_ASSERT_EQUAL(ics_pth_save(p, ckf, NULL, &err), ICS_OK);
+    free(p);
+
+    /* ZIP64 records, forced on small entries */
+    p = path_in(dir, "zip64_c.zip");
+    ics_zip_writer *zw;
+    CU_ASSERT_EQUAL_FATAL(ics_zip_writer_open(p, &zw, &err), ICS_OK);
+    ics_zip_writer_set_zip64_threshold(zw, 0);
+    uint8_t bytes[100];
+    for (int i = 0; i < 100; i++) bytes[i] = (uint8_t)i;
+    CU_ASSERT_EQUAL(ics_zip_writer_add(zw, "a/x", bytes, 100, &err), ICS_OK);
+    CU_ASSERT_EQUAL(ics_zip_writer_add(zw, "a/y", "hello", 5, &err), ICS_OK);
+    CU_ASSERT_EQUAL(ics_zip_writer_close(zw, &err), ICS_OK);
+    free(p);
+    ics_pv_arena_destroy(arena);
+
+    CU_ASSERT_EQUAL(ics_test_run_torch("tests/torchref/pth_check.py", dir), 0);
+    ics_test_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     if (!ics_test_have_torch()) {
@@ -338,6 +502,10 @@ int main(void)
         {"plain pickles, protocols 2-5", test_plain_pickles},
         {NULL, NULL}};
     ics_test_add_suite("pth reader", reader);
+    static const ics_test_case writer[] = {
+        {"C-written files read by torch.load(weights_only=True)", test_writer_read_by_torch},
+        {NULL, NULL}};
+    ics_test_add_suite("pth writer", writer);
     int rc = ics_test_main("test_pth");
     ics_test_rmtree(fixtures);
     free(fixtures);
