@@ -22,6 +22,7 @@
 #include "ics_build_config.h"
 #include "test_util.h"
 #include "backend/backend.h"
+#include "backend/cpu/cpu_ops.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -164,46 +165,61 @@ static void add_conv(int n, int h, int w, int cin, int cout, int kh, int kw, int
             ph, pw, groups, bias);
 }
 
+/* Runs one conv case forward and backward and compares with torch. */
+static void check_conv_case(const conv_case *c)
+{
+    const ics_conv2d_desc *d = &c->d;
+    const int cg_in = d->in_c / d->groups, cg_out = d->out_c / d->groups;
+    const int64_t nx = (int64_t)d->batch * d->in_h * d->in_w * d->in_c;
+    const int64_t nw = (int64_t)d->out_c * cg_in * d->kernel_h * d->kernel_w;
+    const int64_t ny = (int64_t)d->batch * d->out_h * d->out_w * d->out_c;
+    void *ws = workspace(ops->conv2d_workspace_bytes(d));
+    float *y = filled(ny, NAN), *dx = filled(nx, NAN);
+    float *dw = copy(c->dw0, nw), *db = copy(c->db0, d->out_c);
+    ops->conv2d_forward(d, c->x, c->w, c->bias ? c->b : NULL, y, ws);
+    ops->conv2d_backward(d, c->x, c->w, c->dy, dx, dw, c->bias ? db : NULL, ws);
+
+    const double k_fwd = (double)cg_in * d->kernel_h * d->kernel_w + 1;
+    const double k_dx = (double)cg_out * d->kernel_h * d->kernel_w;
+    const double k_dw = (double)d->batch * d->out_h * d->out_w;
+    float *ry = ref(c->name, "y", ny), *rdx = ref(c->name, "dx", nx), *rdw = ref(c->name, "dw", nw);
+    float *want_dw = plus(c->dw0, rdw, nw);
+    check(c->name, "y", y, ry, ny, sum_atol(k_fwd), 1e-5);
+    check(c->name, "dx", dx, rdx, nx, sum_atol(k_dx), 1e-5);
+    check(c->name, "dw (accumulated)", dw, want_dw, nw, sum_atol(k_dw), 1e-5);
+    if (c->bias) {
+        float *rdb = ref(c->name, "db", d->out_c), *want_db = plus(c->db0, rdb, d->out_c);
+        check(c->name, "db (accumulated)", db, want_db, d->out_c, sum_atol(k_dw), 1e-5);
+        free(rdb);
+        free(want_db);
+    }
+    /* dx == NULL (first layer) must give the same weight gradient. */
+    float *dw2 = copy(c->dw0, nw);
+    ops->conv2d_backward(d, c->x, c->w, c->dy, NULL, dw2, NULL, ws);
+    check(c->name, "dw without dx", dw2, want_dw, nw, sum_atol(k_dw), 1e-5);
+    /* and dweight == NULL (frozen weight) the same dx. */
+    float *dx2 = filled(nx, NAN);
+    ops->conv2d_backward(d, c->x, c->w, c->dy, dx2, NULL, NULL, ws);
+    check(c->name, "dx without dw", dx2, rdx, nx, sum_atol(k_dx), 1e-5);
+    free(ws), free(y), free(dx), free(dw), free(db), free(ry), free(rdx), free(rdw);
+    free(want_dw), free(dw2), free(dx2);
+}
+
 static void test_conv2d(void)
 {
-    for (int i = 0; i < n_convs; i++) {
-        const conv_case *c = &convs[i];
-        const ics_conv2d_desc *d = &c->d;
-        const int cg_in = d->in_c / d->groups, cg_out = d->out_c / d->groups;
-        const int64_t nx = (int64_t)d->batch * d->in_h * d->in_w * d->in_c;
-        const int64_t nw = (int64_t)d->out_c * cg_in * d->kernel_h * d->kernel_w;
-        const int64_t ny = (int64_t)d->batch * d->out_h * d->out_w * d->out_c;
-        void *ws = workspace(ops->conv2d_workspace_bytes(d));
-        float *y = filled(ny, NAN), *dx = filled(nx, NAN);
-        float *dw = copy(c->dw0, nw), *db = copy(c->db0, d->out_c);
-        ops->conv2d_forward(d, c->x, c->w, c->bias ? c->b : NULL, y, ws);
-        ops->conv2d_backward(d, c->x, c->w, c->dy, dx, dw, c->bias ? db : NULL, ws);
-
-        const double k_fwd = (double)cg_in * d->kernel_h * d->kernel_w + 1;
-        const double k_dx = (double)cg_out * d->kernel_h * d->kernel_w;
-        const double k_dw = (double)d->batch * d->out_h * d->out_w;
-        float *ry = ref(c->name, "y", ny), *rdx = ref(c->name, "dx", nx), *rdw = ref(c->name, "dw", nw);
-        float *want_dw = plus(c->dw0, rdw, nw);
-        check(c->name, "y", y, ry, ny, sum_atol(k_fwd), 1e-5);
-        check(c->name, "dx", dx, rdx, nx, sum_atol(k_dx), 1e-5);
-        check(c->name, "dw (accumulated)", dw, want_dw, nw, sum_atol(k_dw), 1e-5);
-        if (c->bias) {
-            float *rdb = ref(c->name, "db", d->out_c), *want_db = plus(c->db0, rdb, d->out_c);
-            check(c->name, "db (accumulated)", db, want_db, d->out_c, sum_atol(k_dw), 1e-5);
-            free(rdb);
-            free(want_db);
+    /* Round 0 with the default chunking (one chunk at these sizes), round
+     * 1 with chunks of one image, round 2 of two images (a remainder when
+     * the batch is 3): the multi-chunk path must give the same. */
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < n_convs; i++) {
+            const ics_conv2d_desc *d = &convs[i].d;
+            const size_t image_col = sizeof(float) * (size_t)d->out_h * (size_t)d->out_w *
+                                     (size_t)d->kernel_h * (size_t)d->kernel_w *
+                                     (size_t)(d->in_c / d->groups);
+            cpu_conv2d_set_chunk_bytes(round == 0 ? 0 : (size_t)round * image_col);
+            check_conv_case(&convs[i]);
         }
-        /* dx == NULL (first layer) must give the same weight gradient. */
-        float *dw2 = copy(c->dw0, nw);
-        ops->conv2d_backward(d, c->x, c->w, c->dy, NULL, dw2, NULL, ws);
-        check(c->name, "dw without dx", dw2, want_dw, nw, sum_atol(k_dw), 1e-5);
-        /* and dweight == NULL (frozen weight) the same dx. */
-        float *dx2 = filled(nx, NAN);
-        ops->conv2d_backward(d, c->x, c->w, c->dy, dx2, NULL, NULL, ws);
-        check(c->name, "dx without dw", dx2, rdx, nx, sum_atol(k_dx), 1e-5);
-        free(ws), free(y), free(dx), free(dw), free(db), free(ry), free(rdx), free(rdw);
-        free(want_dw), free(dw2), free(dx2);
-    }
+    cpu_conv2d_set_chunk_bytes(0);
 }
 
 /* ------------------------------------------------------------ batchnorm */

@@ -22,8 +22,13 @@
 
 /* Upper bound of one chunk's column matrix. Large enough that the GEMMs
  * stay long (thousands of rows), small enough that the workspace of a
- * ResNet-50 at batch 256 does not run into gigabytes. */
+ * ResNet-50 at batch 256 does not run into gigabytes. Changed only by the
+ * test hook below. */
 #define COL_CHUNK_BYTES ((size_t)32 << 20)
+static size_t col_chunk_bytes = COL_CHUNK_BYTES;
+
+/* Test hook (see cpu_ops.h): 0 restores the default. */
+void cpu_conv2d_set_chunk_bytes(size_t bytes) { col_chunk_bytes = bytes ? bytes : COL_CHUNK_BYTES; }
 
 /* Workspace offsets are rounded to cache lines. */
 #define ALIGN_BYTES ((size_t)64)
@@ -60,7 +65,7 @@ static conv_plan plan_im2col(const ics_conv2d_desc *d)
     p.k = (int64_t)d->kernel_h * d->kernel_w * p.cg_in;
     p.pixels = (int64_t)d->out_h * d->out_w;
     size_t image_col_bytes = (size_t)(p.pixels * p.k) * sizeof(float);
-    size_t fit = image_col_bytes ? COL_CHUNK_BYTES / image_col_bytes : (size_t)d->batch;
+    size_t fit = image_col_bytes ? col_chunk_bytes / image_col_bytes : (size_t)d->batch;
     if (fit < 1) fit = 1;
     p.chunk_images = fit < (size_t)d->batch ? (int)fit : d->batch;
     if (p.chunk_images < 1) p.chunk_images = 1;

@@ -42,6 +42,10 @@ void cpu_conv2d_forward(const ics_conv2d_desc *d, const float *x, const float *w
 void cpu_conv2d_backward(const ics_conv2d_desc *d, const float *x, const float *weight,
                          const float *dy, float *dx, float *dweight, float *dbias,
                          void *workspace);
+/* Test hook: caps the im2col matrix of one batch chunk at `bytes` (0 = the
+ * default, 32 MiB), so tests can walk the multi-chunk path with small
+ * shapes. Call it before planning: conv2d_workspace_bytes depends on it. */
+void cpu_conv2d_set_chunk_bytes(size_t bytes);
 
 /* ---- cpu_im2col.c ------------------------------------------------------ */
 /* Gathers images [n0, n0+count) of x (NHWC, in_c channels) into col, one
