@@ -5,3 +5,11 @@ tests_unit_test_optim_SOURCES = tests/unit/test_optim.c
 tests_unit_test_optim_LDADD = $(ICS_TEST_LIBS)
 TESTS += tests/unit/test_optim
 EXTRA_DIST += tests/torchref/optim_ref.py
+
+check_PROGRAMS += tests/unit/test_logs tests/unit/test_logs_tensorboard
+tests_unit_test_logs_SOURCES = tests/unit/test_logs.c
+tests_unit_test_logs_LDADD = $(ICS_TEST_LIBS)
+tests_unit_test_logs_tensorboard_SOURCES = tests/unit/test_logs_tensorboard.c
+tests_unit_test_logs_tensorboard_LDADD = $(ICS_TEST_LIBS)
+TESTS += tests/unit/test_logs tests/unit/test_logs_tensorboard
+EXTRA_DIST += tests/tools/tb_read.py
