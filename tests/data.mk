@@ -13,3 +13,5 @@ tests_unit_test_data_sources_SOURCES = tests/unit/test_data_sources.c
 tests_unit_test_data_sources_LDADD = $(ICS_TEST_LIBS)
 TESTS += tests/unit/test_data_sources
 EXTRA_DIST += tests/tools/make_data_fixtures.py tests/tools/http_range_server.py
+TESTS += tests/integration/test_data_tools.sh
+dist_noinst_SCRIPTS += tests/integration/test_data_tools.sh
