@@ -4,6 +4,11 @@ check_PROGRAMS += tests/unit/test_optim
 tests_unit_test_optim_SOURCES = tests/unit/test_optim.c
 tests_unit_test_optim_LDADD = $(ICS_TEST_LIBS)
 TESTS += tests/unit/test_optim
+
+check_PROGRAMS += tests/unit/test_optim_config
+tests_unit_test_optim_config_SOURCES = tests/unit/test_optim_config.c
+tests_unit_test_optim_config_LDADD = $(ICS_TEST_LIBS)
+TESTS += tests/unit/test_optim_config
 EXTRA_DIST += tests/torchref/optim_ref.py
 
 check_PROGRAMS += tests/unit/test_logs tests/unit/test_logs_tensorboard

@@ -50,6 +50,8 @@ ics_status ics_ema_create(ics_ema **out, const ics_ema_config *cfg, size_t n_par
                           ics_error *err)
 {
     *out = NULL;
+    if ((int)cfg->mode < ICS_EMA_TORCHVISION || cfg->mode > ICS_EMA_WARMUP)
+        return ICS_FAIL(err, ICS_ERR_INVALID, "ema: unknown mode %d", (int)cfg->mode);
     if (!(cfg->decay >= 0.0 && cfg->decay <= 1.0))
         return ICS_FAIL(err, ICS_ERR_CONFIG, "ema: decay %g must be in [0, 1]", cfg->decay);
     if (cfg->every_steps < 1)

@@ -722,6 +722,9 @@ static void test_ema_warmup_and_decay_modes(void)
     CU_ASSERT_EQUAL(ics_ema_create(&ema, &bad, 1, 0, &err), ICS_ERR_CONFIG);
     CU_ASSERT_STRING_EQUAL(err.message,
                            "ema: the torchvision decay adjustment needs world_size, batch_size and epochs > 0 (got 1, 1, 0)");
+    bad.mode = (ics_ema_mode)-1;
+    CU_ASSERT_EQUAL(ics_ema_create(&ema, &bad, 1, 0, &err), ICS_ERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(err.message, "ema: unknown mode -1");
     for (long n = 1; n <= 3; n++) {
         ics_alloc_fail_after(n);
         ics_error_clear(&err);
