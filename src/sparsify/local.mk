@@ -6,6 +6,9 @@ libicsparse_la_SOURCES += \
 	src/sparsify/recipe_value.c \
 	src/sparsify/recipe_vars.c \
 	src/sparsify/recipe_modifiers.c \
+	src/sparsify/recipe_fields.c \
+	src/sparsify/recipe_bind.c \
+	src/sparsify/recipe_bind_pruning.c \
 	src/sparsify/recipe_load.c \
 	src/sparsify/recipe_schedule.c \
 	src/sparsify/recipe_select.c \

@@ -8,7 +8,10 @@
  *   recipe_expr.c      the eval() arithmetic grammar
  *   recipe_value.c     evaluated values (rv): scalars, lists, mappings
  *   recipe_vars.c      variable scopes, recipe_args, evaluation of nodes
- *   recipe_modifiers.c modifier schemas (field names, defaults) + binding
+ *   recipe_modifiers.c modifier schemas (field names, defaults), type checks
+ *   recipe_fields.c    field access for the bind functions
+ *   recipe_bind.c      bind functions: training modifiers (LR, WD, QAT, KD ...)
+ *   recipe_bind_pruning.c  bind function: pruning modifiers
  *   recipe_load.c      recipe layout: flat or staged, ordering, front matter
  *   recipe_schedule.c  interpolate, max_epochs, sparsity at an epoch
  *   recipe_select.c    params selectors against a caller's parameter list
@@ -161,6 +164,34 @@ void rmod_free(rmod *mod);
 ics_status rmod_set_float(rmod *mod, const char *field, double value, ics_error *err);
 /* Schema facts for printing: 1 when the field is a float. */
 int rmod_field_is_float(const rmod *mod, const char *field);
+
+/* Field access for bind functions (recipe_fields.c). */
+const rv *rmod_get(const rmod *m, const char *key);
+double rmod_num(const rmod *m, const char *key, double dflt);
+int rmod_bool(const rmod *m, const char *key, int dflt);
+const char *rmod_str(const rmod *m, const char *key);
+/* An error at a field's line and column (the modifier's for a default). */
+ics_status rmod_field_fail(const rmod *m, const char *source, const char *key, ics_error *err,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Zeroed storage freed with the modifier (and on every rebind). */
+void *rmod_alloc(rmod *m, size_t bytes, ics_error *err);
+/* A list value as a name list pointing into the value (numbers as text). */
+ics_status rmod_names(rmod *m, const rv *list, ics_name_list *out, ics_error *err);
+/* 0 <= v < 1, else an error naming key. */
+ics_status rmod_check_fraction(const rmod *m, const char *source, const char *key, double v,
+                               ics_error *err);
+
+/* Bind functions, one per schema family (recipe_bind*.c): fields -> pub.u,
+ * with SparseML's constructor checks. */
+ics_status rbind_epoch_range(rmod *m, const char *source, ics_error *err);
+ics_status rbind_lr_function(rmod *m, const char *source, ics_error *err);
+ics_status rbind_lr(rmod *m, const char *source, ics_error *err);
+ics_status rbind_set_lr(rmod *m, const char *source, ics_error *err);
+ics_status rbind_set_wd(rmod *m, const char *source, ics_error *err);
+ics_status rbind_pruning(rmod *m, const char *source, ics_error *err);
+ics_status rbind_quantization(rmod *m, const char *source, ics_error *err);
+ics_status rbind_trainable(rmod *m, const char *source, ics_error *err);
+ics_status rbind_distillation(rmod *m, const char *source, ics_error *err);
 
 /* ---- the recipe -------------------------------------------------------- */
 

@@ -1,0 +1,210 @@
+/*
+ * Bind functions of the training modifiers (epoch range, learning rate,
+ * weight decay, quantization, trainable params, distillation): evaluated
+ * fields -> typed record, with the checks SparseML's constructors make.
+ */
+#include "ics_build_config.h"
+#include "sparsify/recipe_internal.h"
+#include "core/alloc.h"
+#include "core/log.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+ics_status rbind_epoch_range(rmod *m, const char *source, ics_error *err)
+{
+    (void)m, (void)source, (void)err;
+    return ICS_OK;
+}
+
+ics_status rbind_lr_function(rmod *m, const char *source, ics_error *err)
+{
+    ics_lr_function_spec *s = &m->pub.u.lr_function;
+    const char *func = rmod_str(m, "lr_func");
+    s->lr_func = strcmp(func, "linear") == 0   ? ICS_LR_FUNC_LINEAR
+                 : strcmp(func, "cosine") == 0 ? ICS_LR_FUNC_COSINE
+                                               : ICS_LR_FUNC_CYCLIC_LINEAR;
+    s->init_lr = rmod_num(m, "init_lr", 0);
+    s->final_lr = rmod_num(m, "final_lr", 0);
+    s->cycle_epochs = rmod_num(m, "cycle_epochs", 0);
+    if (s->init_lr < 0) return rmod_field_fail(m, source, "init_lr", err, "init_lr must be >= 0");
+    if (s->final_lr < 0) return rmod_field_fail(m, source, "final_lr", err, "final_lr must be >= 0");
+    if (s->lr_func == ICS_LR_FUNC_CYCLIC_LINEAR && !(s->cycle_epochs > 0))
+        return rmod_field_fail(m, source, "cycle_epochs", err,
+                          "lr_func cyclic_linear needs cycle_epochs > 0");
+    return ICS_OK;
+}
+
+/* lr_kwargs per lr_class, as SparseML's LearningRateModifier reads them. */
+ics_status rbind_lr(rmod *m, const char *source, ics_error *err)
+{
+    ics_lr_spec *s = &m->pub.u.lr;
+    const char *cls = rmod_str(m, "lr_class");
+    static const char *const classes[] = {"StepLR", "MultiStepLR", "ExponentialLR",
+                                          "CosineAnnealingWarmRestarts"};
+    static const char *const allowed[] = {"step_size gamma", "milestones gamma", "gamma",
+                                          "lr_min cycle_epochs cycle_mult"};
+    int k = 0;
+    while (strcmp(classes[k], cls) != 0) k++;
+    s->lr_class = (ics_lr_class)k;
+    s->init_lr = rmod_num(m, "init_lr", 0);
+    if (!(s->init_lr >= 0)) return rmod_field_fail(m, source, "init_lr", err, "init_lr must be >= 0");
+    const rv *kw = rmod_get(m, "lr_kwargs");
+    s->gamma = 0.1;
+    s->cycle_mult = 1;
+    for (size_t i = 0; kw && i < kw->count; i++) {
+        const char *key = kw->keys[i];
+        const rv *v = &kw->items[i];
+        char padded[64];
+        snprintf(padded, sizeof padded, " %s ", key);
+        char list[80];
+        snprintf(list, sizeof list, " %s ", allowed[k]);
+        if (!strstr(list, padded))
+            return RECIPE_FAIL(err, source, v->line, v->column,
+                               "%s: lr_kwargs key '%s' is not used by %s (it takes: %s)",
+                               m->pub.type_name, key, cls, allowed[k]);
+        if (strcmp(key, "milestones") == 0) {
+            if (v->kind != RV_LIST || v->count == 0)
+                return RECIPE_FAIL(err, source, v->line, v->column,
+                                   "%s: milestones must be a list of epochs", m->pub.type_name);
+            double *ms = rmod_alloc(m, v->count * sizeof *ms, err);
+            if (!ms) return err ? err->status : ICS_ERR_NOMEM;
+            for (size_t j = 0; j < v->count; j++) {
+                if (!rv_is_number(&v->items[j]) || (j && v->items[j].num <= ms[j - 1]))
+                    return RECIPE_FAIL(err, source, v->items[j].line, v->items[j].column,
+                                       "%s: milestones must be increasing numbers",
+                                       m->pub.type_name);
+                ms[j] = v->items[j].num;
+            }
+            s->milestones = ms;
+            s->milestone_count = v->count;
+            continue;
+        }
+        if (!rv_is_number(v))
+            return RECIPE_FAIL(err, source, v->line, v->column, "%s: lr_kwargs %s must be a number",
+                               m->pub.type_name, key);
+        if (strcmp(key, "gamma") == 0) s->gamma = v->num;
+        else if (strcmp(key, "step_size") == 0) s->step_size = v->num;
+        else if (strcmp(key, "lr_min") == 0) s->lr_min = v->num;
+        else if (strcmp(key, "cycle_epochs") == 0) s->cycle_epochs = v->num;
+        else s->cycle_mult = (int)v->num;
+    }
+    const char *need = k == 0 ? "step_size" : k == 1 ? "milestones" : k == 2 ? "gamma" : "cycle_epochs";
+    if (!kw || !rv_map_get(kw, need))
+        return rmod_field_fail(m, source, "lr_kwargs", err, "lr_kwargs needs '%s' for %s", need, cls);
+    if (k == 0 && !(s->step_size > 0))
+        return rmod_field_fail(m, source, "lr_kwargs", err, "step_size must be > 0");
+    if (k == 3 && !(s->cycle_epochs > 0))
+        return rmod_field_fail(m, source, "lr_kwargs", err, "cycle_epochs must be > 0");
+    return ICS_OK;
+}
+
+ics_status rbind_set_lr(rmod *m, const char *source, ics_error *err)
+{
+    m->pub.u.learning_rate = rmod_num(m, "learning_rate", 0);
+    if (!(m->pub.u.learning_rate >= 0))
+        return rmod_field_fail(m, source, "learning_rate", err, "learning_rate must be >= 0");
+    return ICS_OK;
+}
+
+ics_status rbind_set_wd(rmod *m, const char *source, ics_error *err)
+{
+    m->pub.u.weight_decay = rmod_num(m, "weight_decay", 0);
+    if (!(m->pub.u.weight_decay >= 0))
+        return rmod_field_fail(m, source, "weight_decay", err, "weight_decay must be >= 0");
+    return ICS_OK;
+}
+
+ics_status rbind_quantization(rmod *m, const char *source, ics_error *err)
+{
+    ics_quantization_spec *s = &m->pub.u.quantization;
+    const rv *sub = rmod_get(m, "submodules");
+    s->has_submodules = sub != NULL;
+    ics_status st = rmod_names(m, sub, &s->submodules, err);
+    if (st != ICS_OK) return st;
+    s->model_fuse_fn_name = rmod_str(m, "model_fuse_fn_name");
+    s->disable_quantization_observer_epoch = rmod_num(m, "disable_quantization_observer_epoch", -1);
+    s->freeze_bn_stats_epoch = rmod_num(m, "freeze_bn_stats_epoch", -1);
+    s->quantize_embeddings = rmod_bool(m, "quantize_embeddings", 1);
+    s->quantize_linear_activations = rmod_bool(m, "quantize_linear_activations", 1);
+    s->quantize_conv_activations = rmod_bool(m, "quantize_conv_activations", 1);
+    s->reduce_range = rmod_bool(m, "reduce_range", 0);
+    s->num_bits = (int)rmod_num(m, "num_bits", 8);
+    s->activation_bits = (int)rmod_num(m, "activation_bits", 8);
+    s->weight_bits = (int)rmod_num(m, "weight_bits", 8);
+    s->exclude_batchnorm = rmod_bool(m, "exclude_batchnorm", 1);
+    s->num_calibration_steps = (int)rmod_num(m, "num_calibration_steps", -1);
+    s->tensorrt = rmod_bool(m, "tensorrt", 0);
+    /* exclude_module_types and ignore name the same thing in two SparseML
+     * generations: one list */
+    const rv *a = rmod_get(m, "exclude_module_types"), *b = rmod_get(m, "ignore");
+    ics_name_list la, lb;
+    st = rmod_names(m, a, &la, err);
+    if (st == ICS_OK) st = rmod_names(m, b, &lb, err);
+    if (st != ICS_OK) return st;
+    size_t total = la.count + lb.count;
+    const char **names = rmod_alloc(m, total * sizeof *names, err);
+    int *lines = rmod_alloc(m, total * sizeof *lines, err);
+    int *columns = rmod_alloc(m, total * sizeof *columns, err);
+    if (!names || !lines || !columns) return err ? err->status : ICS_ERR_NOMEM;
+    for (size_t i = 0; i < total; i++) {
+        const ics_name_list *l = i < la.count ? &la : &lb;
+        size_t j = i < la.count ? i : i - la.count;
+        names[i] = l->names[j];
+        lines[i] = l->lines[j];
+        columns[i] = l->columns[j];
+    }
+    s->exclude_module_types.count = total;
+    s->exclude_module_types.names = names;
+    s->exclude_module_types.lines = lines;
+    s->exclude_module_types.columns = columns;
+    const char *bits[] = {"num_bits", "activation_bits", "weight_bits"};
+    int values[] = {s->num_bits, s->activation_bits, s->weight_bits};
+    for (int i = 0; i < 3; i++)
+        if (values[i] < 2 || values[i] > 16)
+            return rmod_field_fail(m, source, bits[i], err, "%s must be in [2, 16], got %d", bits[i],
+                              values[i]);
+    double start = m->pub.start_epoch;
+    if (s->disable_quantization_observer_epoch != -1 && start != -1 &&
+        s->disable_quantization_observer_epoch < start)
+        return rmod_field_fail(m, source, "disable_quantization_observer_epoch", err,
+                          "disable_quantization_observer_epoch (%g) must be >= start_epoch (%g)",
+                          s->disable_quantization_observer_epoch, start);
+    if (s->freeze_bn_stats_epoch != -1 && start != -1 && s->freeze_bn_stats_epoch < start)
+        return rmod_field_fail(m, source, "freeze_bn_stats_epoch", err,
+                          "freeze_bn_stats_epoch (%g) must be >= start_epoch (%g)",
+                          s->freeze_bn_stats_epoch, start);
+    return ICS_OK;
+}
+
+ics_status rbind_trainable(rmod *m, const char *source, ics_error *err)
+{
+    ics_trainable_spec *s = &m->pub.u.trainable;
+    s->trainable = rmod_bool(m, "trainable", 1);
+    s->params_strict = rmod_bool(m, "params_strict", 1);
+    ics_status st = rmod_names(m, rmod_get(m, "params"), &s->params, err);
+    if (st == ICS_OK && s->params.count == 0)
+        return rmod_field_fail(m, source, "params", err, "params must select at least one parameter");
+    return st;
+}
+
+ics_status rbind_distillation(rmod *m, const char *source, ics_error *err)
+{
+    ics_distillation_spec *s = &m->pub.u.distillation;
+    s->hardness = rmod_num(m, "hardness", 0.5);
+    s->temperature = rmod_num(m, "temperature", 2.0);
+    if (!(s->hardness >= 0 && s->hardness <= 1))
+        return rmod_field_fail(m, source, "hardness", err, "hardness must be in [0, 1], got %g",
+                          s->hardness);
+    if (!(s->temperature > 0))
+        return rmod_field_fail(m, source, "temperature", err, "temperature must be > 0, got %g",
+                          s->temperature);
+    const rv *keys = rmod_get(m, "distill_output_keys");
+    s->has_output_keys = keys != NULL;
+    return rmod_names(m, keys, &s->distill_output_keys, err);
+}
+
