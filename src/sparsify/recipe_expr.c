@@ -143,8 +143,19 @@ static ics_status call_function(xparser *p, const char *name, size_t at, rnum *a
             *out = mk(round_half_even(args[0].v), 1);
         } else if (nargs == 2) {
             if (!args[1].is_int) return xfail(p, at, "round() digits must be an int%s", "");
-            double scale = pow(10.0, args[1].v);
-            *out = mk(round_half_even(args[0].v * scale) / scale, args[0].is_int && args[1].v >= 0);
+            if (args[0].is_int && args[1].v >= 0) {
+                *out = args[0]; /* round(int, n >= 0) is the int itself */
+            } else if (args[1].v >= 0 && args[1].v <= 40) {
+                /* Python rounds the exact binary value half to even in
+                 * decimal (round(2.675, 2) == 2.67, since 2.675 is really
+                 * 2.67499999...); printf's %.*f does the same */
+                char text[512];
+                snprintf(text, sizeof text, "%.*f", (int)args[1].v, args[0].v);
+                *out = mk(strtod(text, NULL), 0);
+            } else {
+                double scale = pow(10.0, args[1].v);
+                *out = mk(round_half_even(args[0].v * scale) / scale, args[0].is_int);
+            }
         } else {
             return xfail(p, at, "round() takes one or two arguments%s", "");
         }

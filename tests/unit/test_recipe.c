@@ -236,6 +236,55 @@ static void test_eval_in_recipes(void)
     CU_ASSERT_DOUBLE_EQUAL(eval_num("max(a, b) // 4 + a % b"), 3.0, 1e-12);
 }
 
+/* The grammar against Python itself: the same expressions evaluated by
+ * Python's eval() (in the test only) give the same value and int/float. */
+static void test_expr_matches_python(void)
+{
+    static const char *const exprs[] = {
+        "1 + 2 * 3", "7 / 2", "-7 // 2", "7.5 // 2", "-7.5 % 2", "-7 % 3", "7 % -3",
+        "2 ** -1", "2 ** 3 ** 2", "-2 ** 2", "(-2) ** 3", "-(-3) ** 2", "1.5e1 + .5",
+        "10 / 4 * 3 - 1", "(1 + 2) * 3 % 4 // 1", "abs(-3)", "abs(-2.5)", "float(3)",
+        "int(-3.7)", "int(7 / 2)", "min(3, 2.0)", "max(2, 2.0)", "max(4, 6, 5.5)",
+        "round(2.5)", "round(3.5)", "round(-0.5)", "round(1.2345, 2)", "round(5, 1)",
+        "round(2.675, 2)", "round(0.125, 2)", "round(1234.5, -2)", "round(15, -1)", "0.1 + 0.2", "3 * 0.1", "2 ** 0.5", "100 // 7 * 7 + 100 % 7",
+        "- - + - 4", "1e-3 * 4", "90 * 0.4 - 1", "(135 - 100) / 5 ** 2", NULL};
+    const char *python = getenv("PYTHON_TORCH");
+    if (!python || !python[0]) python = "/usr/bin/python3";
+    if (access(python, X_OK) != 0) {
+        fprintf(stderr, "\n  SKIP: no Python at %s to compare eval() with\n", python);
+        return;
+    }
+    char *dir = ics_test_tmpdir("expr");
+    rbuf text = {0};
+    for (int i = 0; exprs[i]; i++) rbuf_printf(&text, "%s\n", exprs[i]);
+    char *in = ics_test_write_file(dir, "exprs.txt", text.data);
+    char command[8192];
+    snprintf(command, sizeof command,
+             "%s -c 'import sys\nfor e in open(sys.argv[1]):\n"
+             "    v = eval(e)\n    print(repr(float(v)), type(v).__name__)' %s",
+             python, in);
+    char *output = NULL;
+    CU_ASSERT_EQUAL_FATAL(ics_test_run(command, &output), 0);
+    char *line = output;
+    for (int i = 0; exprs[i] && line; i++) {
+        double want = strtod(line, NULL);
+        int want_int = strstr(line, " int") != NULL && strstr(line, " int") < strchr(line, '\n');
+        rnum got = expr(exprs[i]);
+        if (fabs(got.v - want) > 1e-12 * fmax(1.0, fabs(want)) || got.is_int != want_int)
+            fprintf(stderr, "\n  %s: icsparse %.17g (%s), Python %s", exprs[i], got.v,
+                    got.is_int ? "int" : "float", line);
+        CU_ASSERT_DOUBLE_EQUAL(got.v, want, 1e-12 * fmax(1.0, fabs(want)));
+        CU_ASSERT_EQUAL(got.is_int, want_int);
+        line = strchr(line, '\n');
+        if (line) line++;
+    }
+    free(output);
+    free(in);
+    free(text.data);
+    ics_test_rmtree(dir);
+    free(dir);
+}
+
 /* ---- variables ------------------------------------------------------- */
 
 static void test_variables_any_order_and_errors(void)
@@ -972,6 +1021,7 @@ int main(void)
         {"functions", test_expr_functions},
         {"errors name the token and position", test_expr_errors},
         {"eval() in recipes", test_eval_in_recipes},
+        {"same values as Python's eval", test_expr_matches_python},
         {NULL, NULL}};
     static const ics_test_case load_cases[] = {
         {"variables in any order; cycles and unknowns", test_variables_any_order_and_errors},
