@@ -1,1 +1,6 @@
-# src/nn: sources of this subsystem (appended by its owner)
+# src/nn: one layer per file, forward and backward side by side, over the
+# op table (src/backend/backend.h); layers.c maps op kinds to them.
+libicsparse_la_SOURCES += src/nn/layers.c src/nn/conv2d.c src/nn/batchnorm2d.c \
+	src/nn/activation.c src/nn/pool.c src/nn/add.c src/nn/flatten.c src/nn/dropout.c \
+	src/nn/linear.c
+noinst_HEADERS += src/nn/layer.h

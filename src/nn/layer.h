@@ -1,0 +1,94 @@
+/*
+ * src/nn/layer.h: the layer contract. One file per layer (conv2d.c,
+ * batchnorm2d.c, ...) holds its forward and backward side by side; both
+ * call only the op table (src/backend/backend.h). The model (src/models)
+ * owns all memory and hands each call an ics_layer_io with every pointer
+ * already resolved, so a layer never allocates and never fails.
+ */
+#ifndef ICS_NN_LAYER_H
+#define ICS_NN_LAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <icsparse/model.h>
+
+#include "backend/backend.h"
+#include "core/rng.h"
+
+typedef struct ics_layer_io {
+    const ics_backend_ops *ops;
+    const ics_node *node;
+    const ics_node *in_node[2]; /* the input nodes (for their shapes) */
+    int batch;
+    int training;        /* BN batch statistics, active dropout */
+    const float *x[2];   /* inputs */
+    float *y;            /* output */
+    const float *dy;     /* gradient of the output (backward) */
+    float *dx[2];        /* gradients of the inputs, OVERWRITTEN; NULL: not needed */
+    float *param[2];     /* conv/linear: weight, bias (or NULL); BN: gamma, beta */
+    float *grad[2];      /* their gradients, ACCUMULATED */
+    float *buffer[2];    /* BN: running_mean, running_var */
+    int64_t *counter;    /* BN: num_batches_tracked */
+    void *saved;         /* BN: mean and invstd (2*C floats); maxpool: argmax
+                          * (int32); dropout: keep mask (uint8) */
+    void *workspace;     /* conv scratch */
+    ics_rng *rng;        /* dropout */
+} ics_layer_io;
+
+/* What the planner must know about a layer kind. */
+typedef struct ics_layer_kind {
+    void (*forward)(const ics_layer_io *io);
+    void (*backward)(const ics_layer_io *io);
+    /* Bytes of tensors saved from forward for backward (or used by the
+     * forward op even in inference) for `batch` samples. */
+    size_t (*saved_bytes)(const ics_node *node, const ics_node *in, int batch, int training);
+    int backward_reads_input;  /* conv, BN and linear read x in backward */
+    int backward_reads_output; /* ReLU and ReLU6 read y */
+    int dx_may_be_null;        /* the op accepts dx == NULL (conv, linear) */
+} ics_layer_kind;
+
+/* The table entry for a kind (never NULL for kinds < ICS_OP_COUNT except
+ * ICS_OP_INPUT, which has no forward). */
+const ics_layer_kind *ics_layer_kind_of(ics_op_kind kind);
+
+/* Per-sample element count of a node's output. */
+static inline int64_t ics_node_numel(const ics_node *n)
+{
+    return (int64_t)n->out_h * n->out_w * n->out_c;
+}
+
+/* The conv descriptor of a conv node for `batch` samples. */
+void ics_nn_conv2d_desc(const ics_node *node, const ics_node *in, int batch, ics_conv2d_desc *d);
+
+/* The layers (one file each). */
+void ics_nn_conv2d_forward(const ics_layer_io *io);
+void ics_nn_conv2d_backward(const ics_layer_io *io);
+void ics_nn_batchnorm2d_forward(const ics_layer_io *io);
+void ics_nn_batchnorm2d_backward(const ics_layer_io *io);
+size_t ics_nn_batchnorm2d_saved_bytes(const ics_node *node, const ics_node *in, int batch,
+                                      int training);
+void ics_nn_relu_forward(const ics_layer_io *io);
+void ics_nn_relu_backward(const ics_layer_io *io);
+void ics_nn_relu6_forward(const ics_layer_io *io);
+void ics_nn_relu6_backward(const ics_layer_io *io);
+void ics_nn_maxpool2d_forward(const ics_layer_io *io);
+void ics_nn_maxpool2d_backward(const ics_layer_io *io);
+size_t ics_nn_maxpool2d_saved_bytes(const ics_node *node, const ics_node *in, int batch,
+                                    int training);
+void ics_nn_avgpool2d_forward(const ics_layer_io *io);
+void ics_nn_avgpool2d_backward(const ics_layer_io *io);
+void ics_nn_adaptive_avgpool2d_forward(const ics_layer_io *io);
+void ics_nn_adaptive_avgpool2d_backward(const ics_layer_io *io);
+void ics_nn_add_forward(const ics_layer_io *io);
+void ics_nn_add_backward(const ics_layer_io *io);
+void ics_nn_flatten_forward(const ics_layer_io *io);
+void ics_nn_flatten_backward(const ics_layer_io *io);
+void ics_nn_dropout_forward(const ics_layer_io *io);
+void ics_nn_dropout_backward(const ics_layer_io *io);
+size_t ics_nn_dropout_saved_bytes(const ics_node *node, const ics_node *in, int batch,
+                                  int training);
+void ics_nn_linear_forward(const ics_layer_io *io);
+void ics_nn_linear_backward(const ics_layer_io *io);
+
+#endif
