@@ -66,9 +66,30 @@ ics_geometry ics_geometry_random_resized_crop(int h, int w, int size, ics_data_r
     return g;
 }
 
+/* Resampling tables for one axis: for output index o of the virtual
+ * image, the two source indices and the weight of the second. */
+#define TABLE_MAX 2048
+
+static void axis_table(int box_start, int box_len, int virt_len, int win, int out_len, int *i0, int *i1, float *frac)
+{
+    float scale = (float)box_len / virt_len;
+    for (int o = 0; o < out_len; o++) {
+        int v = o + win;
+        float f = (v + 0.5f) * scale - 0.5f;
+        if (f < 0) f = 0;
+        int a = (int)f;
+        if (a > box_len - 1) a = box_len - 1;
+        int b = a + 1 < box_len ? a + 1 : box_len - 1;
+        i0[o] = box_start + a;
+        i1[o] = box_start + b;
+        frac[o] = f - a;
+    }
+}
+
 void ics_augment_apply(const uint8_t *src, int h, int w, int c, const ics_geometry *g, const float *mean,
                        const float *std, float *out)
 {
+    (void)h;
     float scale[4], shift[4];
     for (int k = 0; k < c; k++) {
         /* (p/255 - mean)/std = p * scale + shift */
@@ -76,15 +97,24 @@ void ics_augment_apply(const uint8_t *src, int h, int w, int c, const ics_geomet
         scale[k] = 1.0f / (255.0f * s);
         shift[k] = mean ? -mean[k] / s : 0.0f;
     }
-    /* F.interpolate(align_corners=False): src = (dst + 0.5) * in/out - 0.5,
-     * clamped at 0 below, neighbours clamped to the last row/column. */
-    float sy = (float)g->box_h / g->virt_h, sx = (float)g->box_w / g->virt_w;
     int same_size = g->box_h == g->virt_h && g->box_w == g->virt_w;
+    /* F.interpolate(align_corners=False): src = (dst + 0.5) * in/out - 0.5,
+     * clamped at 0 below, neighbours clamped to the box's last row/column.
+     * Tables per axis keep the inner loop to loads and multiply-adds. */
+    int x0[TABLE_MAX], x1[TABLE_MAX], y0[TABLE_MAX], y1[TABLE_MAX];
+    float fx[TABLE_MAX], fy[TABLE_MAX];
+    int tables = !same_size && g->out_w <= TABLE_MAX && g->out_h <= TABLE_MAX;
+    if (tables) {
+        axis_table(g->box_x, g->box_w, g->virt_w, g->win_x, g->out_w, x0, x1, fx);
+        axis_table(g->box_y, g->box_h, g->virt_h, g->win_y, g->out_h, y0, y1, fy);
+    }
     for (int oy = 0; oy < g->out_h; oy++) {
         int vy = oy + g->win_y;
+        float *orow = out + (size_t)oy * g->out_w * c;
         for (int ox = 0; ox < g->out_w; ox++) {
-            int vx = (g->flip ? g->out_w - 1 - ox : ox) + g->win_x;
-            float *o = out + ((size_t)oy * g->out_w + ox) * c;
+            int oxs = g->flip ? g->out_w - 1 - ox : ox; /* which virtual column lands here */
+            int vx = oxs + g->win_x;
+            float *o = orow + (size_t)ox * c;
             if (vy < 0 || vy >= g->virt_h || vx < 0 || vx >= g->virt_w) {
                 for (int k = 0; k < c; k++) o[k] = shift[k]; /* zero padding */
                 continue;
@@ -94,18 +124,21 @@ void ics_augment_apply(const uint8_t *src, int h, int w, int c, const ics_geomet
                 for (int k = 0; k < c; k++) o[k] = p[k] * scale[k] + shift[k];
                 continue;
             }
-            float fy = (vy + 0.5f) * sy - 0.5f, fx = (vx + 0.5f) * sx - 0.5f;
-            if (fy < 0) fy = 0;
-            if (fx < 0) fx = 0;
-            int y0 = (int)fy, x0 = (int)fx;
-            int y1 = y0 + 1 < g->box_h ? y0 + 1 : g->box_h - 1;
-            int x1 = x0 + 1 < g->box_w ? x0 + 1 : g->box_w - 1;
-            if (y0 > g->box_h - 1) y0 = g->box_h - 1;
-            if (x0 > g->box_w - 1) x0 = g->box_w - 1;
-            float ly = fy - y0, lx = fx - x0;
-            const uint8_t *r0 = src + (size_t)(g->box_y + y0) * w * c;
-            const uint8_t *r1 = src + (size_t)(g->box_y + y1) * w * c;
-            int c0 = (g->box_x + x0) * c, c1 = (g->box_x + x1) * c;
+            int ya, yb, xa, xb;
+            float ly, lx;
+            if (tables) {
+                ya = y0[oy];
+                yb = y1[oy];
+                ly = fy[oy];
+                xa = x0[oxs];
+                xb = x1[oxs];
+                lx = fx[oxs];
+            } else {
+                axis_table(g->box_y, g->box_h, g->virt_h, g->win_y + oy, 1, &ya, &yb, &ly);
+                axis_table(g->box_x, g->box_w, g->virt_w, g->win_x + oxs, 1, &xa, &xb, &lx);
+            }
+            const uint8_t *r0 = src + (size_t)ya * w * c, *r1 = src + (size_t)yb * w * c;
+            int c0 = xa * c, c1 = xb * c;
             for (int k = 0; k < c; k++) {
                 float top = r0[c0 + k] + (r0[c1 + k] - r0[c0 + k]) * lx;
                 float bottom = r1[c0 + k] + (r1[c1 + k] - r1[c0 + k]) * lx;
@@ -113,5 +146,4 @@ void ics_augment_apply(const uint8_t *src, int h, int w, int c, const ics_geomet
             }
         }
     }
-    (void)h;
 }
