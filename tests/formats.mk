@@ -4,3 +4,7 @@ tests_unit_test_pth_SOURCES = tests/unit/test_pth.c
 tests_unit_test_pth_LDADD = $(ICS_TEST_LIBS)
 TESTS += tests/unit/test_pth
 EXTRA_DIST += tests/torchref/pth_make.py tests/torchref/pth_check.py
+check_PROGRAMS += tests/unit/test_pth_pickle
+tests_unit_test_pth_pickle_SOURCES = tests/unit/test_pth_pickle.c
+tests_unit_test_pth_pickle_LDADD = $(ICS_TEST_LIBS) $(ZLIB_LIBS)
+TESTS += tests/unit/test_pth_pickle

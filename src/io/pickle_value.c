@@ -19,8 +19,7 @@ struct ics_pv_arena {
  * plain struct: an open-addressing table of positions + 1 (0 = empty),
  * 2^bits slots, rebuilt when more than half full. */
 typedef struct dict_index {
-    const ics_pv *dict;
-    uint32_t *slots;
+    size_t *slots;
     unsigned bits;
 } dict_index;
 
@@ -234,7 +233,7 @@ static long index_find(const ics_pv *d, const dict_index *ix, const ics_pv *key,
 {
     size_t mask = ((size_t)1 << ix->bits) - 1;
     for (size_t s = hash & mask;; s = (s + 1) & mask) {
-        uint32_t pos = ix->slots[s];
+        size_t pos = ix->slots[s];
         if (pos == 0) {
             *free_slot = s;
             return -1;
@@ -247,7 +246,7 @@ static ics_status index_rebuild(ics_pv *d, dict_index *ix, ics_error *err)
 {
     unsigned bits = 4;
     while (((size_t)1 << bits) < 2 * (d->u.dict.len + 1)) bits++;
-    uint32_t *slots = ics_calloc((size_t)1 << bits, sizeof *slots, "dict index", err);
+    size_t *slots = ics_calloc((size_t)1 << bits, sizeof *slots, "dict index", err);
     if (!slots) return ICS_ERR_NOMEM;
     free(ix->slots);
     ix->slots = slots;
@@ -257,7 +256,7 @@ static ics_status index_rebuild(ics_pv *d, dict_index *ix, ics_error *err)
         size_t free_slot;
         if (!key_hashable(d->u.dict.keys[i], &h)) continue;
         if (index_find(d, ix, d->u.dict.keys[i], h, &free_slot) < 0)
-            ix->slots[free_slot] = (uint32_t)(i + 1);
+            ix->slots[free_slot] = i + 1;
     }
     return ICS_OK;
 }
@@ -268,8 +267,6 @@ ics_status ics_pv_dict_set(ics_pv_arena *arena, ics_pv *d, ics_pv *key, ics_pv *
     (void)arena;
     if (d->kind != ICS_PV_DICT)
         return ICS_FAIL(err, ICS_ERR_INVALID, "cannot set an item of a %s", ics_pv_kind_name(d->kind));
-    if (d->u.dict.len >= UINT32_MAX - 1)
-        return ICS_FAIL(err, ICS_ERR_INVALID, "dict has too many items");
     dict_index *ix = &((pv_box *)d)->index;
     uint64_t h;
     size_t free_slot = 0;
@@ -292,7 +289,7 @@ ics_status ics_pv_dict_set(ics_pv_arena *arena, ics_pv *d, ics_pv *key, ics_pv *
     d->u.dict.keys[d->u.dict.len] = key;
     d->u.dict.values[d->u.dict.len] = value;
     d->u.dict.len++;
-    if (hashable) ix->slots[free_slot] = (uint32_t)d->u.dict.len;
+    if (hashable) ix->slots[free_slot] = d->u.dict.len;
     return ICS_OK;
 }
 
@@ -430,7 +427,7 @@ ics_status ics_pv_tensor_to_f32(const ics_pv *t, float *out, size_t n, ics_error
         case ICS_DT_INT8: out[i] = (float)((const int8_t *)src)[i]; break;
         case ICS_DT_UINT8: out[i] = (float)((const uint8_t *)src)[i]; break;
         case ICS_DT_BOOL: out[i] = ((const uint8_t *)src)[i] ? 1.0f : 0.0f; break;
-        default: return ICS_FAIL(err, ICS_ERR_INVALID, "tensor has an unknown dtype");
+        case ICS_DT_COUNT: break; /* not a dtype: ics_pv_new_tensor refuses it */
         }
     }
     return ICS_OK;

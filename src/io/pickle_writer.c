@@ -181,7 +181,7 @@ static ics_status emit_value(ics_pickle_writer *w, const ics_pv *v, ics_pickle_t
         break;
     default:
         return w->status = ICS_FAIL(w->err, ICS_ERR_INVALID,
-                                    "cannot pickle a %s%s%s: torch.load(weights_only=True) "
+                                    "cannot pickle this %s%s%s: torch.load(weights_only=True) "
                                     "would refuse it",
                                     ics_pv_kind_name(v->kind), v->kind == ICS_PV_OBJECT ? " of class " : "",
                                     v->kind == ICS_PV_OBJECT ? v->u.object.class_name : "");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* torch's newest zip format version we know of is 3 (torch.save); the
  * TorchScript writer uses up to 10 (caffe2/serialize/versions.h). */
@@ -332,12 +333,12 @@ ics_status ics_pth_load(const char *path, ics_pth **out, ics_error *err)
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return ICS_FAIL(err, ICS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
         fclose(f);
-        return ICS_FAIL(err, ICS_ERR_IO, "%s: cannot determine the file size", path);
+        return ICS_FAIL(err, ICS_ERR_IO, "%s: not a regular file", path);
     }
+    long size = (long)sb.st_size;
     uint8_t *data = ics_malloc((size_t)size, path, err);
     if (!data) {
         fclose(f);

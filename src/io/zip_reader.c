@@ -207,6 +207,19 @@ const ics_zip_entry *ics_zip_find(const ics_zip_reader *zr, const char *name)
     return NULL;
 }
 
+/* zlib's allocations go through the checked allocator, so a failure names
+ * itself and the tests' failure injection reaches zlib too. */
+static voidpf zlib_alloc(voidpf opaque, uInt items, uInt size)
+{
+    return ics_calloc(items, size, "zlib inflate state", opaque);
+}
+
+static void zlib_free(voidpf opaque, voidpf p)
+{
+    (void)opaque;
+    free(p);
+}
+
 /* Raw DEFLATE (no zlib header: windowBits -15) into a buffer of exactly
  * the expected size; zlib's 32-bit counters are fed in pieces. */
 static ics_status inflate_entry(const ics_zip_reader *zr, const ics_zip_entry *e,
@@ -214,9 +227,10 @@ static ics_status inflate_entry(const ics_zip_reader *zr, const ics_zip_entry *e
 {
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    if (inflateInit2(&zs, -15) != Z_OK)
-        return ICS_FAIL(err, ICS_ERR_NOMEM, "%s: zlib could not start inflating '%s'", zr->label,
-                        e->name);
+    zs.zalloc = zlib_alloc;
+    zs.zfree = zlib_free;
+    zs.opaque = err;
+    if (inflateInit2(&zs, -15) != Z_OK) return err && err->status != ICS_OK ? err->status : ICS_ERR_NOMEM;
     uint64_t in_left = e->compressed_size, out_left = e->size;
     zs.next_in = (Bytef *)src;
     zs.next_out = dst;
@@ -238,6 +252,7 @@ static ics_status inflate_entry(const ics_zip_reader *zr, const ics_zip_entry *e
     int complete = rc == Z_STREAM_END && zs.total_out == e->size && zs.avail_out == 0 &&
                    out_left == 0;
     inflateEnd(&zs);
+    if (rc == Z_MEM_ERROR) return err && err->status != ICS_OK ? err->status : ICS_ERR_NOMEM;
     if (!complete)
         return ICS_FAIL(err, ICS_ERR_FORMAT,
                         "%s: zip entry '%s': compressed data is damaged or does not inflate to "
