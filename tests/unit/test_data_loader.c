@@ -4,6 +4,10 @@
 #include "ics_build_config.h"
 #include "test_util.h"
 #include "data/augment.h"
+#include "data/data_config.h"
+#include "data/shard.h"
+#include <icsparse/config.h>
+#include <sys/stat.h>
 #include "data/dataset.h"
 #include "data/loader.h"
 
@@ -346,6 +350,49 @@ static void test_transforms_match_torch(void)
     free(dir);
 }
 
+static void test_files_and_options_from_config(void)
+{
+    ics_config *cfg;
+    ics_error err;
+    CU_ASSERT_EQUAL_FATAL(ics_config_create(&cfg, &err), ICS_OK);
+    char **paths;
+    int n;
+    CU_ASSERT_EQUAL(ics_data_files_from_config(cfg, &paths, &n, &err), ICS_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_STRING_EQUAL(paths[0], "data/fashion-mnist.h5");
+    ics_data_files_free(paths, n);
+    /* A shards directory: every part, in order. */
+    char dir[512], set[600], p[700];
+    snprintf(dir, sizeof dir, "%s/shards", tmp);
+    mkdir(dir, 0755);
+    for (int s = 0; s < 3; s++) {
+        ics_shard_path(p, sizeof p, dir, s, 3);
+        if (s != 1) write_rows(p, 0, 4);
+    }
+    snprintf(set, sizeof set, "data.shards_dir=%s", dir);
+    CU_ASSERT_EQUAL(ics_config_set(cfg, set, &err), ICS_OK);
+    CU_ASSERT_EQUAL(ics_data_files_from_config(cfg, &paths, &n, &err), ICS_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "2 of 3 shards present"));
+    ics_shard_path(p, sizeof p, dir, 1, 3);
+    write_rows(p, 0, 4);
+    CU_ASSERT_EQUAL_FATAL(ics_data_files_from_config(cfg, &paths, &n, &err), ICS_OK);
+    CU_ASSERT_EQUAL(n, 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(paths[2], "shards/part-00002-of-00003.h5"));
+    ics_data_files_free(paths, n);
+    snprintf(set, sizeof set, "data.shards_dir=%s/none", tmp);
+    CU_ASSERT_EQUAL(ics_config_set(cfg, set, &err), ICS_OK);
+    CU_ASSERT_EQUAL(ics_data_files_from_config(cfg, &paths, &n, &err), ICS_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "cannot list the shards directory"));
+    /* Options: augmentations only for training. */
+    CU_ASSERT_EQUAL(ics_config_set(cfg, "data.hflip=true", &err), ICS_OK);
+    CU_ASSERT_EQUAL(ics_config_set(cfg, "data.crop_padding=4", &err), ICS_OK);
+    ics_loader_options train = ics_loader_options_from_config(cfg, 1);
+    ics_loader_options eval = ics_loader_options_from_config(cfg, 0);
+    CU_ASSERT(train.hflip && train.crop_padding == 4 && train.shuffle && train.normalize);
+    CU_ASSERT(!eval.hflip && eval.crop_padding == 0 && !eval.shuffle && eval.normalize);
+    ics_config_destroy(cfg);
+}
+
 int main(void)
 {
     tmp = ics_test_tmpdir("loader");
@@ -355,6 +402,7 @@ int main(void)
         {"shards per rank, equal counts", test_shards_per_rank},
         {"augmented batches identical with and without prefetch", test_augmented_batches_are_deterministic},
         {"loader errors", test_loader_errors},
+        {"files and options from the configuration", test_files_and_options_from_config},
         {NULL, NULL}};
     static const ics_test_case transforms[] = {
         {"geometry formulas", test_geometry_formulas},
