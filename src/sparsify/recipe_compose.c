@@ -63,26 +63,33 @@ ics_status ics_recipe_compose(const ics_recipe *base, const ics_recipe *next, ic
     } else if (!base->staged && next->staged) {
         snprintf(base_name, sizeof base_name, "pre_%s", next->stages[0].name);
     }
-    const char *bnames[64], *nnames[64];
-    if (base->stage_count > 64 || next->stage_count > 64)
-        return ICS_FAIL(err, ICS_ERR_INVALID, "compose: too many stages");
+    const char **bnames = ics_calloc(base->stage_count + next->stage_count, sizeof *bnames,
+                                     "stage names", err);
+    if (!bnames) return err ? err->status : ICS_ERR_NOMEM;
+    const char **nnames = bnames + base->stage_count;
     for (size_t s = 0; s < base->stage_count; s++)
         bnames[s] = base->staged ? base->stages[s].name : base_name;
     for (size_t s = 0; s < next->stage_count; s++)
         nnames[s] = next->staged ? next->stages[s].name : next_name;
     for (size_t i = 0; i < base->stage_count; i++)
         for (size_t j = 0; j < next->stage_count; j++)
-            if (strcmp(bnames[i], nnames[j]) == 0)
-                return ICS_FAIL(err, ICS_ERR_CONFIG,
-                                "compose: base (%s) and next (%s) recipes must not share stage "
-                                "names; both have '%s'",
-                                base->source, next->source, bnames[i]);
+            if (strcmp(bnames[i], nnames[j]) == 0) {
+                ics_status st = ICS_FAIL(err, ICS_ERR_CONFIG,
+                                         "compose: base (%s) and next (%s) recipes must not share "
+                                         "stage names; both have '%s'",
+                                         base->source, next->source, bnames[i]);
+                free(bnames);
+                return st;
+            }
 
-    ics_recipe *r;
+    ics_recipe *r = NULL;
     char source[512];
     snprintf(source, sizeof source, "compose(%s, %s)", base->source, next->source);
     ics_status st = recipe_new(source, &r, err);
-    if (st != ICS_OK) return st;
+    if (st != ICS_OK) {
+        free(bnames);
+        return st;
+    }
     r->staged = 1;
     for (size_t s = 0; st == ICS_OK && s < base->stage_count; s++) {
         st = recipe_add_stage(r, bnames[s], err);
@@ -96,6 +103,7 @@ ics_status ics_recipe_compose(const ics_recipe *base, const ics_recipe *next, ic
             st = copy_metadata(&r->stages[r->stage_count - 1].metadata,
                                next->staged ? &next->stages[s].metadata : &next->metadata, err);
     }
+    free(bnames);
     double base_end = ics_recipe_max_epochs(base);
     size_t index = 0;
     for (size_t i = 0; st == ICS_OK && i < base->mod_count; i++) {

@@ -85,7 +85,7 @@ ics_status ics_recipe_explain(const ics_recipe *r, const ics_param_info *params,
     }
     free(selected);
     if (st == ICS_OK && b.failed) st = ICS_FAIL(err, ICS_ERR_NOMEM, "out of memory explaining");
-    if (st == ICS_OK && fputs(b.data, out) == EOF)
+    if (st == ICS_OK && (fputs(b.data, out) == EOF || fflush(out) != 0))
         st = ICS_FAIL(err, ICS_ERR_IO, "cannot write the explanation");
     free(b.data);
     return st;

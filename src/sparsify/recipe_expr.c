@@ -44,8 +44,10 @@ static ics_status xfail(xparser *p, size_t at, const char *fmt, const char *arg)
 {
     char msg[256];
     snprintf(msg, sizeof msg, fmt, arg);
-    return RECIPE_FAIL(p->err, p->source, p->line, p->column + (int)at, "eval(%s): %s", p->text,
-                       msg);
+    /* long expressions are cut: the column already points at the spot */
+    size_t len = strlen(p->text);
+    return RECIPE_FAIL(p->err, p->source, p->line, p->column + (int)at, "eval(%.80s%s): %s",
+                       p->text, len > 80 ? "..." : "", msg);
 }
 
 static void skip_space(xparser *p)

@@ -141,6 +141,19 @@ static int has_modifier_key(const ynode *map)
     return 0;
 }
 
+/* The first node under n with an application tag (a `!Modifier`), or NULL.
+ * Aliases are not followed: their anchors are checked where they stand. */
+static const ynode *find_tagged(const ynode *n)
+{
+    if (!n || n->kind == YN_ALIAS) return NULL;
+    if (n->tag && n->tag[0] == '!' && n->tag[1] != '!') return n;
+    for (size_t i = 0; i < n->count; i++) {
+        const ynode *t = find_tagged(n->items[i]);
+        if (t) return t;
+    }
+    return NULL;
+}
+
 /* What the loader sees in one mapping (the top level or a stage). */
 typedef struct layout {
     rscope scope;
@@ -176,10 +189,16 @@ static ics_status scan_mapping(const ynode *map, const char *source, layout *lay
                 return RECIPE_FAIL(err, source, k->line, k->column,
                                    "stage '%s' inside a stage: stages only at the top level",
                                    k->text);
-            if (*stage_count == max_stages)
-                return RECIPE_FAIL(err, source, k->line, k->column, "too many stages");
             stages[(*stage_count)++] = map->items[i];
         } else {
+            /* upstream: a modifier in a list whose key lacks "modifiers" is
+             * an error, not a variable nobody reads */
+            const ynode *tagged = find_tagged(value);
+            if (tagged)
+                return RECIPE_FAIL(err, source, tagged->line, tagged->column,
+                                   "%s under '%s': modifiers must be in a list under a key "
+                                   "containing 'modifiers'",
+                                   tagged->tag, k->text);
             ics_status st = rscope_add(&lay->scope, k->text, value, err);
             if (st != ICS_OK) return st;
         }
@@ -259,18 +278,21 @@ static ics_status build_modifiers(ics_recipe *r, layout *lay, int stage, size_t 
 static ics_status load_tree(ynode *root, const char *source, const char *recipe_args,
                             ics_recipe **out, ics_error *err)
 {
-    enum { MAX_STAGES = 64 };
     if (root->kind != YN_MAP)
         return RECIPE_FAIL(err, source, root->line, root->column,
                            "a recipe must be a mapping (variables and modifier lists)");
     layout global = {.scope = {.source = source}};
-    layout stage_layouts[MAX_STAGES];
-    ynode *stage_keys[MAX_STAGES];
+    /* at most one stage per top-level key */
+    int max_stages = (int)(root->count / 2) + 1;
+    layout *stage_layouts = ics_calloc((size_t)max_stages, sizeof *stage_layouts, "recipe stages",
+                                       err);
+    ynode **stage_keys = ics_calloc((size_t)max_stages, sizeof *stage_keys, "recipe stages", err);
     int stage_count = 0;
-    memset(stage_layouts, 0, sizeof stage_layouts);
     ynode *args = NULL;
     ics_recipe *r = NULL;
-    ics_status st = scan_mapping(root, source, &global, stage_keys, &stage_count, MAX_STAGES, err);
+    ics_status st = stage_layouts && stage_keys ? ICS_OK : err ? err->status : ICS_ERR_NOMEM;
+    if (st == ICS_OK)
+        st = scan_mapping(root, source, &global, stage_keys, &stage_count, max_stages, err);
     for (int s = 0; st == ICS_OK && s < stage_count; s++) {
         const ynode *key = yn_deref(stage_keys[s]);
         stage_layouts[s].scope.source = source;
@@ -335,6 +357,8 @@ static ics_status load_tree(ynode *root, const char *source, const char *recipe_
     }
     rscope_free(&global.scope);
     for (int s = 0; s < stage_count; s++) rscope_free(&stage_layouts[s].scope);
+    free(stage_layouts);
+    free(stage_keys);
     yn_free(args);
     if (st != ICS_OK) {
         ics_recipe_destroy(r);

@@ -51,7 +51,7 @@ typedef struct rschema {
     const char *name;
     ics_modifier_type type;
     const rfield *fields;
-    int end_comparator; /* -1: end -1 or >= start; 0: end >= start; 1: end > start */
+    int end_comparator; /* -1: end -1 or >= start; 1: end > start (SparseML also has 0) */
     bind_fn bind;
 } rschema;
 
@@ -70,9 +70,6 @@ static ics_status check_epochs(rmod *m, const char *source, int end_comparator, 
     if (end_comparator == -1 && end != -1 && end < start)
         return rmod_field_fail(m, source, "end_epoch", err,
                           "end_epoch (%g) must be -1 or >= start_epoch (%g)", end, start);
-    if (end_comparator == 0 && end < start)
-        return rmod_field_fail(m, source, "end_epoch", err, "end_epoch (%g) must be >= start_epoch (%g)",
-                          end, start);
     if (end_comparator == 1 && end <= start)
         return rmod_field_fail(m, source, "end_epoch", err, "end_epoch (%g) must be > start_epoch (%g)",
                           end, start);

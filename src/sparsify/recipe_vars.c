@@ -143,11 +143,12 @@ static ics_status evaluate_var(const rscope *scope, rvar *v, ics_error *err)
                 name[j++] = body[i++];
             name[j] = '\0';
             rvar *w = rscope_find(scope, name);
+            int column = n->column + (int)offset + (n->plain ? 0 : 1);
             if (!w) {
-                st = RECIPE_FAIL(err, scope->source, n->line, n->column,
+                st = RECIPE_FAIL(err, scope->source, n->line, column,
                                  "unknown variable '%s' in eval()", name);
             } else if (w->state == 1) {
-                st = RECIPE_FAIL(err, scope->source, n->line, n->column,
+                st = RECIPE_FAIL(err, scope->source, n->line, column,
                                  "variable '%s' depends on itself (a cycle of eval() variables)",
                                  name);
             } else {
@@ -187,7 +188,6 @@ ics_status rvalue_from_node(const rscope *scope, const ynode *node, rv *out, ics
     const ynode *n = yn_deref(node);
     out->line = node->line;
     out->column = node->column;
-    if (!n) return RECIPE_FAIL(err, scope->source, node->line, node->column, "bad alias");
     if (n->kind == YN_SCALAR) {
         size_t length, offset;
         const char *body = eval_body(n->text, &length, &offset);

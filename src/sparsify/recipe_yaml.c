@@ -121,9 +121,9 @@ static ics_status attach(parse_state *ps, ynode *node, ics_error *err)
 {
     if (ps->depth == 0) {
         if (ps->root) {
+            int line = node->line, column = node->column;
             yn_free(node);
-            return RECIPE_FAIL(err, ps->source, node->line, node->column,
-                               "more than one YAML document");
+            return RECIPE_FAIL(err, ps->source, line, column, "more than one YAML document");
         }
         ps->root = node;
         return ICS_OK;

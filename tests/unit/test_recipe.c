@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -219,6 +220,33 @@ static void test_expr_errors(void)
     expr_fails("(-8) ** 0.5", "fractional power");
     expr_fails("10 ** 400", "overflow");
     expr_fails("", "empty expression");
+    expr_fails("1.2.3", "bad number '1.2.3'");
+    expr_fails("max(1 2)", "expected ')' or ','");
+    expr_fails("round(1.5, 1.5)", "round() digits must be an int");
+    expr_fails("round(1, 2, 3)", "round() takes one or two arguments");
+    expr_fails("abs(1, 2)", "abs() takes one argument");
+    expr_fails("float()", "float() takes one argument");
+    expr_fails("int(1, 2)", "int() takes one argument");
+    expr_fails("max(1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17)", "too many arguments");
+    expr_fails("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+               "name too long");
+    char nested[1200];
+    memset(nested, '(', 500);
+    strcpy(nested + 500, "1");
+    memset(nested + 501, ')', 500);
+    nested[1001] = '\0';
+    expr_fails(nested, "expression nested too deeply");
+    memset(nested, '-', 500);
+    strcpy(nested + 500, "1");
+    expr_fails(nested, "expression nested too deeply");
+    {
+        /* without a variable table every name is unknown */
+        ics_error e;
+        rnum v;
+        CU_ASSERT_NOT_EQUAL(rexpr_eval("q + 1", NULL, NULL, "x", 1, 1, &v, &e), ICS_OK);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.message, "unknown variable 'q'"));
+    }
     /* error position: line 3, column 10 + offset of the bad token */
     ics_error err;
     ics_error_clear(&err);
@@ -430,7 +458,10 @@ static void test_schema_errors(void)
     load_fails("modifiers:\n  - !EpochRangeModifier\n    start_epoch: 0\n    start_epoch: 1\n    end_epoch: 2\n",
                NULL, "t.yaml:4:5: EpochRangeModifier: field 'start_epoch' given twice");
     load_fails("a: 1\nlist:\n  - !EpochRangeModifier\n    start_epoch: 0\n", NULL,
-               "no modifiers");
+               "t.yaml:3:5: !EpochRangeModifier under 'list': modifiers must be in a list under a "
+               "key containing 'modifiers'");
+    load_fails("a: 1\nb: [2]\n", NULL, "t.yaml:1:1: no modifiers");
+    load_fails("modifiers:\n  a: 1\n", NULL, "'modifiers' must be a list of !Modifier mappings");
     load_fails("modifiers:\n  - {start_epoch: 0}\n", NULL, "without a !ModifierName tag");
     load_fails("modifiers:\n  - !EpochRangeModifier\n    start_epoch: 0\n   end_epoch: 1\n", NULL,
                "YAML syntax error");
@@ -439,6 +470,131 @@ static void test_schema_errors(void)
     load_fails("stage_0:\n  s0_modifiers:\n    - !EpochRangeModifier {start_epoch: 0, end_epoch: 1}\n"
                "modifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: 1}\n",
                NULL, "both top-level modifier lists and stages");
+}
+
+#define GMP "modifiers:\n  - !GMPruningModifier {init_sparsity: 0.0, start_epoch: 0, end_epoch: 4, "
+
+/* Every other message the loader can give, each from a real recipe. */
+static void test_more_errors(void)
+{
+    static const struct {
+        const char *text, *args, *want;
+    } cases[] = {
+        {"modifiers:\n  - !EpochRangeModifier [1]\n", NULL,
+         "t.yaml:2:5: !EpochRangeModifier must be a mapping of fields"},
+        {"modifiers:\n  - !EpochRangeModifier {[a]: 1}\n", NULL,
+         "t.yaml:2:26: EpochRangeModifier: a field name must be a string"},
+        {GMP "update_frequency: 1, params: [], final_sparsity: {high: [a]}}\n", NULL,
+         "GMPruningModifier: final_sparsity key 'high' is not a number"},
+        {GMP "update_frequency: 1, params: [b], final_sparsity: {0.5: [a]}}\n", NULL,
+         "with a final_sparsity mapping, params must be []"},
+        {GMP "update_frequency: 1, params: [], final_sparsity: 0.5}\n", NULL,
+         "params must select at least one parameter"},
+        {GMP "update_frequency: 0, params: [a], final_sparsity: 0.5}\n", NULL,
+         "update_frequency must be > 0 or -1, got 0"},
+        {GMP "update_frequency: 1, params: [a], final_sparsity: 0.5, phased: true}\n", NULL,
+         "phased pruning is not supported"},
+        {GMP "update_frequency: 1, params: [a], final_sparsity: 0.5, score_type: grad}\n", NULL,
+         "score_type must be 'magnitude', got 'grad'"},
+        {"modifiers:\n  - !GMPruningModifier {init_sparsity: 0.0, start_epoch: 2, end_epoch: 2, "
+         "update_frequency: 1, params: [a], final_sparsity: 0.5}\n",
+         NULL, "end_epoch must be greater than start_epoch for gradual pruning"},
+        {"modifiers:\n  - !ConstantPruningModifier {params: !Foo [a]}\n", NULL,
+         "t.yaml:2:39: modifier !Foo is not in a list under a key containing 'modifiers'"},
+        {"modifiers:\n  - !TrainableParamsModifier {params: [], trainable: true}\n", NULL,
+         "TrainableParamsModifier: params must select at least one parameter"},
+        {"modifiers:\n  - !ACDCPruningModifier {compression_sparsity: 0.9, start_epoch: -1, "
+         "end_epoch: 20, update_frequency: 5, params: [a]}\n",
+         NULL, "ACDCPruningModifier: start_epoch must be >= 0"},
+        {"modifiers:\n  - !ACDCPruningModifier {compression_sparsity: 0.9, start_epoch: 0, "
+         "end_epoch: 20, update_frequency: -1, params: [a]}\n",
+         NULL, "update_frequency (the phase length) must be > 0"},
+        {"modifiers:\n  - !ACDCPruningModifier {compression_sparsity: 1.5, start_epoch: 0, "
+         "end_epoch: 20, update_frequency: 5, params: [a]}\n",
+         NULL, "compression_sparsity must be in [0, 1), got 1.5"},
+        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: 0.1, "
+         "lr_kwargs: {step_size: x}}\n",
+         NULL, "LearningRateModifier: lr_kwargs step_size must be a number"},
+        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: 0.1, "
+         "lr_kwargs: {step_size: 0}}\n",
+         NULL, "step_size must be > 0"},
+        {"modifiers:\n  - !LearningRateModifier {lr_class: MultiStepLR, init_lr: 0.1, "
+         "lr_kwargs: {milestones: 5}}\n",
+         NULL, "milestones must be a list of epochs"},
+        {"modifiers:\n  - !LearningRateModifier {lr_class: CosineAnnealingWarmRestarts, "
+         "init_lr: 0.1, lr_kwargs: {cycle_epochs: 0}}\n",
+         NULL, "cycle_epochs must be > 0"},
+        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: 0.1, "
+         "lr_kwargs: {[a]: 1}}\n",
+         NULL, "a mapping key must be a scalar"},
+        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: 0.1, "
+         "lr_kwargs: {gamma: 1, gamma: 2}}\n",
+         NULL, "duplicate key 'gamma'"},
+        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: -0.1, "
+         "lr_kwargs: {step_size: 1}}\n",
+         NULL, "LearningRateModifier: init_lr must be >= 0"},
+        {"modifiers:\n  - !LearningRateFunctionModifier {lr_func: linear, init_lr: -1, "
+         "final_lr: 0, start_epoch: 0, end_epoch: 1}\n",
+         NULL, "LearningRateFunctionModifier: init_lr must be >= 0"},
+        {"modifiers:\n  - !LearningRateFunctionModifier {lr_func: linear, init_lr: 1, "
+         "final_lr: -1, start_epoch: 0, end_epoch: 1}\n",
+         NULL, "final_lr must be >= 0"},
+        {"modifiers:\n  - !LearningRateFunctionModifier {lr_func: cyclic_linear, init_lr: 1, "
+         "final_lr: 0, start_epoch: 0, end_epoch: 1}\n",
+         NULL, "lr_func cyclic_linear needs cycle_epochs > 0"},
+        {"modifiers:\n  - !SetLearningRateModifier {learning_rate: -1}\n", NULL,
+         "learning_rate must be >= 0"},
+        {"modifiers:\n  - !SetWeightDecayModifier {weight_decay: -1}\n", NULL,
+         "weight_decay must be >= 0"},
+        {"modifiers:\n  - !QuantizationModifier {start_epoch: 5, "
+         "disable_quantization_observer_epoch: 4}\n",
+         NULL, "disable_quantization_observer_epoch (4) must be >= start_epoch (5)"},
+        {"modifiers:\n  - !DistillationModifier {temperature: 0}\n", NULL,
+         "temperature must be > 0, got 0"},
+        {"modifiers:\n  - !EpochRangeModifier {start_epoch: -0.5, end_epoch: 1}\n", NULL,
+         "t.yaml:2:39: EpochRangeModifier: start_epoch must be -1 or >= 0, got -0.5"},
+        {"modifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: -2}\n", NULL,
+         "end_epoch must be -1 or >= 0, got -2"},
+        {"modifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: eval(nope)}\n", NULL,
+         "t.yaml:2:58: unknown variable 'nope' in eval()"},
+        {"x: eval(nope)\nmodifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: 1}\n",
+         NULL, "t.yaml:1:9: unknown variable 'nope' in eval()"},
+        {"a: 1\na: 2\nmodifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: 1}\n", NULL,
+         "t.yaml:2:1: duplicate key 'a'"},
+        {"[a]: 1\nmodifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: 1}\n", NULL,
+         "t.yaml:1:1: a top-level key must be a name"},
+        {"a: &x [1, *x]\n", NULL, "t.yaml:1:11: alias *x refers to a node that contains it"},
+        {"a: \"x\\0y\"\n", NULL, "t.yaml:1:4: NUL character in a scalar"},
+        {"a: 1\n---\nb: 2\n", NULL, "more than one YAML document"},
+        {"", NULL, "t.yaml: the recipe is empty"},
+        {"# only a comment\n", NULL, "the recipe is empty"},
+        {"modifiers: [a, b\n", NULL, "YAML syntax error: did not find expected ',' or ']'"},
+        {"stage_0:\n  inner:\n    x_modifiers: []\n  stage_0_modifiers:\n"
+         "    - !EpochRangeModifier {start_epoch: 0, end_epoch: 1}\n",
+         NULL, "t.yaml:2:3: stage 'inner' inside a stage"},
+        {"modifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: 1}\n", "{[1]: 2}",
+         "recipe_args:1:2: a key must be a name"},
+        {"modifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: eval(1e308 * 10)}\n",
+         NULL, "result is not a finite number"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        load_fails(cases[i].text, cases[i].args, cases[i].want);
+
+    /* limits: more than 64 modifier lists in one mapping */
+    rbuf b = {0};
+    for (int i = 0; i < 65; i++)
+        rbuf_printf(&b, "m%d_modifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: 1}\n",
+                    i);
+    load_fails(b.data, NULL, "t.yaml:129:1: too many modifier lists");
+    free(b.data);
+    /* deep nesting is refused, not a stack overflow */
+    char deep[700];
+    memset(deep, '[', 600);
+    strcpy(deep + 600, "\n");
+    ics_error err;
+    ics_recipe *r = NULL;
+    CU_ASSERT_NOT_EQUAL(ics_recipe_load_string(deep, "t.yaml", NULL, &r, &err), ICS_OK);
+    CU_ASSERT(strstr(err.message, "nested too deeply") || strstr(err.message, "YAML syntax error"));
 }
 
 static void test_log_types_and_defaults(void)
@@ -538,6 +694,52 @@ static void test_markdown_front_matter(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "must end in .yaml, .yml or .md"));
     CU_ASSERT_EQUAL(ics_recipe_load_file("/nonexistent/r.yaml", NULL, &r, &err), ICS_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "cannot open recipe"));
+}
+
+static void test_file_errors(void)
+{
+    char *dir = ics_test_tmpdir("recipe-files");
+    char path[4096];
+    ics_error err;
+    ics_recipe *r = NULL;
+    char *p = ics_test_write_file(dir, "open.md", "---\nmodifiers: []\n");
+    CU_ASSERT_EQUAL(ics_recipe_load_file(p, NULL, &r, &err), ICS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "open.md: the YAML front matter has no closing '---'"));
+    free(p);
+    p = ics_test_write_file(dir, "plain.md", "# a recipe card\nno front matter here\n");
+    CU_ASSERT_EQUAL(ics_recipe_load_file(p, NULL, &r, &err), ICS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "plain.md: a .md recipe needs YAML front matter"));
+    free(p);
+    /* +++ delimiters work too */
+    p = ics_test_write_file(dir, "plus.md",
+                            "+++\nmodifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: 7}\n"
+                            "+++\ntext\n");
+    CU_ASSERT_EQUAL(ics_recipe_load_file(p, NULL, &r, &err), ICS_OK);
+    if (r) CU_ASSERT_EQUAL(ics_recipe_max_epochs(r), 7);
+    ics_recipe_destroy(r);
+    r = NULL;
+    free(p);
+    snprintf(path, sizeof path, "%s/nul.yaml", dir);
+    FILE *f = fopen(path, "wb");
+    fwrite("a: 1\n\0b: 2\n", 1, 11, f);
+    fclose(f);
+    CU_ASSERT_EQUAL(ics_recipe_load_file(path, NULL, &r, &err), ICS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "nul.yaml: the recipe contains a NUL byte"));
+    snprintf(path, sizeof path, "%s/dir.yaml", dir);
+    mkdir(path, 0700);
+    CU_ASSERT_EQUAL(ics_recipe_load_file(path, NULL, &r, &err), ICS_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "dir.yaml: cannot read recipe"));
+    /* explain to a full device */
+    r = load_ok("modifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: 1}\n", NULL);
+    f = fopen("/dev/full", "w");
+    if (f) {
+        CU_ASSERT_EQUAL(ics_recipe_explain(r, NULL, 0, f, &err), ICS_ERR_IO);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "cannot write the explanation"));
+        fclose(f);
+    }
+    ics_recipe_destroy(r);
+    ics_test_rmtree(dir);
+    free(dir);
 }
 
 /* ---- staged recipes and compose --------------------------------------------- */
@@ -1028,9 +1230,11 @@ int main(void)
         {"non-numeric variable used whole", test_non_numeric_variable_whole},
         {"recipe_args override anchors and aliases", test_recipe_args_override_anchors},
         {"schema errors with line and column", test_schema_errors},
+        {"every other loader error", test_more_errors},
         {"log_types ignored, defaults filled", test_log_types_and_defaults},
         {"every modifier schema", test_all_modifiers_fixture},
         {".md front matter", test_markdown_front_matter},
+        {"file errors", test_file_errors},
         {"staged recipes", test_staged_load},
         {"compose and reload give the same schedule", test_compose_and_reload},
         {"allocation failures", test_allocation_failures},
