@@ -6,9 +6,10 @@ jobsdir = $(pkglibexecdir)/jobs
 dist_jobs_SCRIPTS = \
 	jobs/convert.sbatch jobs/shard.sbatch jobs/train.sbatch jobs/compose.sbatch \
 	jobs/consolidate.sbatch jobs/eval.sbatch jobs/export.sbatch \
-	jobs/submit-pipeline
+	jobs/submit-pipeline jobs/submit-sweep jobs/sweep-task.sbatch jobs/collect-sweep
 jobslibdir = $(jobsdir)/lib
-dist_jobslib_DATA = jobs/lib/common.sh jobs/lib/config.sh jobs/lib/step.sh jobs/lib/pipeline.sh
+dist_jobslib_DATA = jobs/lib/common.sh jobs/lib/config.sh jobs/lib/step.sh jobs/lib/pipeline.sh \
+	jobs/lib/sweep.sh jobs/lib/collect_sweep.py
 TESTS += tests/integration/test_jobs_local.sh
 EXTRA_DIST += tests/integration/test_jobs_local.sh
 EXTRA_DIST += tests/integration/test_jobs_stubs.sh

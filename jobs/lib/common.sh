@@ -118,9 +118,14 @@ ics_launch() {
     ics_log "running: ${cmd[*]}"
     "${cmd[@]}" &
     ICS_CHILD=$!
-    local rc=0
-    # wait returns early (>128) when a trapped signal arrives; the trap
-    # forwards it, and we wait again for the real exit code.
+    ics_wait_child
+}
+
+# ics_wait_child: waits for the background process ICS_CHILD and returns its
+# exit code. wait returns early (>128) when a trapped signal arrives; the
+# trap forwards the signal to ICS_CHILD, and we wait again for the real code.
+ics_wait_child() {
+    local rc
     while :; do
         rc=0
         wait "$ICS_CHILD" || rc=$?
@@ -156,9 +161,14 @@ ics_run_exe() {
     local -a base
     mapfile -d '' -t base < <(ics_exe_args)
     out=$(mktemp "${TMPDIR:-/tmp}/icsparse-step.XXXXXX")
-    ics_launch "$ranks" "$exe" "${base[@]}" "$@" > >(tee "$out") 2>&1 || rc=$?
-    # tee runs in a process substitution: let it drain before reading $out.
-    wait 2>/dev/null || true
+    # The output goes to this script's output and to $out (to look for "not
+    # implemented yet"); tee is waited for by PID so that $out is complete.
+    local fd tee_pid
+    exec {fd}> >(tee "$out")
+    tee_pid=$!
+    ics_launch "$ranks" "$exe" "${base[@]}" "$@" >&"$fd" 2>&1 || rc=$?
+    exec {fd}>&-
+    wait "$tee_pid" || true
     if [ "$rc" = "$ICS_EX_USAGE" ] && grep -q "not implemented yet" "$out"; then
         rm -f "$out"
         ics_log "step $step: $name is not implemented yet; stopping here"

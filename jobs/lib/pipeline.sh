@@ -100,24 +100,39 @@ ics_step_label() {
 
 # ics_run_local: runs the loaded run's chain here, in order, each step
 # through its own jobs/STEP.sbatch (the same script Slurm runs), output to
-# the terminal and RUN/logs/<step>.log. A training step that stops with a
-# resumable checkpoint (exit 75) runs again, resuming, up to
-# pipeline.max_restarts times. The first failing step stops the chain with
-# one line naming it and the steps not run. Returns that step's code.
+# the terminal and RUN/logs/<step>.log. Steps already listed in
+# RUN/steps.done are skipped (a requeued sweep task starts again). A training
+# step that stops with a resumable checkpoint (exit 75) runs again, resuming,
+# up to pipeline.max_restarts times. The first failing step stops the chain
+# with one line naming it and the steps not run; returns that step's code.
+# The running step script is ICS_CHILD, so a caller's trap can signal it.
 ics_run_local() {
     local -a chain
-    local i step stage label rc restarts max_restarts
-    mapfile -t chain < <(ics_chain)
+    local i step stage label rc restarts max_restarts text
+    text=$(ics_chain) || return $?
+    mapfile -t chain <<<"$text"
     max_restarts=$(ics_cfg_get pipeline.max_restarts 3)
     for ((i = 0; i < ${#chain[@]}; i++)); do
         read -r step stage <<<"${chain[$i]}"
         label=$(ics_step_label "$step" "$stage")
+        if grep -qx "$label done" "$ICS_RUN_DIR/steps.done" 2>/dev/null; then
+            ics_log "step $label: already done"
+            continue
+        fi
         restarts=0
         while :; do
             rc=0
-            ICS_RESTART_COUNT=$restarts bash "$ICS_JOBS_DIR/$step.sbatch" "$ICS_RUN_DIR" "$stage" \
-                2>&1 | tee -a "$ICS_RUN_DIR/logs/$label.log" || rc=${PIPESTATUS[0]}
-            if [ "$rc" = "$ICS_EX_TEMPFAIL" ] && [ "$step" = train ] && [ "$restarts" -lt "$max_restarts" ]; then
+            local fd tee_pid
+            exec {fd}> >(tee -a "$ICS_RUN_DIR/logs/$label.log")
+            tee_pid=$!
+            ICS_RESTART_COUNT=$restarts bash "$ICS_JOBS_DIR/$step.sbatch" "$ICS_RUN_DIR" "$stage" >&"$fd" 2>&1 &
+            # shellcheck disable=SC2034 # read by ics_wait_child and traps
+            ICS_CHILD=$!
+            exec {fd}>&-
+            ics_wait_child || rc=$?
+            wait "$tee_pid" || true
+            if [ "$rc" = "$ICS_EX_TEMPFAIL" ] && [ "$step" = train ] && [ "$restarts" -lt "$max_restarts" ] &&
+                ! ics_in_slurm; then
                 restarts=$((restarts + 1))
                 ics_log "step $label: resuming (restart $restarts of at most $max_restarts)"
                 continue
@@ -125,8 +140,7 @@ ics_run_local() {
             break
         done
         if [ "$rc" != 0 ]; then
-            local rest=""
-            local j
+            local rest="" j
             for ((j = i + 1; j < ${#chain[@]}; j++)); do
                 read -r step stage <<<"${chain[$j]}"
                 rest+=" $(ics_step_label "$step" "$stage")"
@@ -166,11 +180,15 @@ ics_sbatch_site_args() {
 # ics_submit_chain: submits the loaded run's chain to Slurm, each job
 # depending (afterok) on the one before, with --kill-on-invalid-dep=yes so
 # that a failed step cancels everything after it. Prints "LABEL JOBID" per
-# step and records them in RUN/jobs.txt.
+# step and records them in RUN/jobs.txt. A first dependency may be given
+# ("afterok:123"); ICS_LAST_JOB is the last job's id.
 ics_submit_chain() {
+    local prev=${1:-}
+    prev=${prev#afterok:}
     local -a chain opts site
-    local line step stage label ranks shard_ranks prev="" id
-    mapfile -t chain < <(ics_chain)
+    local line step stage label ranks shard_ranks id text
+    text=$(ics_chain) || return $?
+    mapfile -t chain <<<"$text"
     ranks=$(ics_cfg_get pipeline.ranks 2)
     shard_ranks=$(ics_cfg_get pipeline.shard_ranks 2)
     : >"$ICS_RUN_DIR/jobs.txt"
@@ -191,4 +209,6 @@ ics_submit_chain() {
         echo "$label $id" | tee -a "$ICS_RUN_DIR/jobs.txt"
         prev=$id
     done
+    # shellcheck disable=SC2034 # read by the caller
+    ICS_LAST_JOB=$prev
 }

@@ -188,6 +188,73 @@ check "  message" contains "$T/o" "step train: no recipe $T/run-two/recipes/stag
 check "jobs library not found" expect_exit 1 "$T/o" env ICS_JOBS_DIR="$T/empty" bash "$jobs/eval.sbatch" run-two
 check "  message" contains "$T/o" "cannot find the jobs library $T/empty/lib \(set ICS_JOBS_DIR; jobs/submit-pipeline does\)"
 
+# --- sweeps ---------------------------------------------------------------
+cat >"$T/sweep-run.cfg" <<'CFG'
+recipe = { path = "prune.yaml"; };
+pipeline = { ranks = 1; shard_ranks = 1; };
+CFG
+cat >"$T/sweep.cfg" <<'CFG'
+sweep = {
+  run = "sweep-run.cfg";
+  dir = "sweep1";
+  grid = { final_sparsity = [0.5, 0.9]; init_lr = [0.01, 0.1]; };
+};
+CFG
+: >"$STUB_LOG"
+check "sweep: every point, then one table" expect_exit 0 "$T/o" "$jobs/submit-sweep" --local sweep.cfg
+check "  the table (CSV)" diff -u - <(cut -d, -f1-6 sweep1/results.csv) <<'WANT'
+task,final_sparsity,init_lr,test_top1,sparsity,status
+0,0.5,0.01,85,0.5,ok
+1,0.5,0.1,85,0.5,ok
+2,0.9,0.01,81,0.9,ok
+3,0.9,0.1,81,0.9,ok
+WANT
+check "  the table (Markdown)" contains sweep1/results.md '^\| 3 \| 0.9 \| 0.1 \| 81 \| 0.9 \| ok \|$'
+check "  the plot is a PNG" bash -c "[ \"\$(head -c 8 sweep1/results.png | od -An -tx1 | tr -d ' \n')\" = 89504e470d0a1a0a ]"
+check "  each point its own run with its recipe_args" \
+    contains sweep1/task-002/overrides '^recipe.args="\{final_sparsity: 0.9, init_lr: 0.01\}"$'
+check "  and its params.json" contains sweep1/task-002/params.json '^\{"final_sparsity": 0.9, "init_lr": 0.01\}$'
+check "  data prepared once" bash -c "[ \$(grep -c '^icsparse-convert ' $STUB_LOG) = 1 ] && [ \$(grep -c '^icsparse-train ' $STUB_LOG) = 4 ]"
+check "  the collector says where" contains "$T/o" "collect-sweep: 4 points -> $T/sweep1/results.csv, results.md"
+check "sweep: a failed point" expect_exit 1 "$T/o" env STUB_NOTIMPL=icsparse-eval \
+    "$jobs/submit-sweep" --local --set 'sweep.dir="sweep2"' sweep.cfg
+check "  is named" contains "$T/o" "sweep: point\(s\) 0 1 2 3 failed \(see their logs under $T/sweep2/task-\*/logs\)"
+check "  and missing in the table" contains sweep2/results.csv '^0,0.5,0.01,,,missing,'
+check "  the collector says so" contains "$T/o" "collect-sweep: no metrics for task\(s\) 0, 1, 2, 3"
+echo '{"test_top1": 1}' >sweep1/task-001/results.json
+check "collect-sweep: a results.json without sparsity" expect_exit 1 "$T/o" "$jobs/collect-sweep" sweep1
+check "  message" contains "$T/o" "collect-sweep: task 1: $T/sweep1/task-001/results.json: no sparsity"
+check "sweep: the prepare steps fail" expect_exit 2 "$T/o" env STUB_NOTIMPL=icsparse-shard \
+    "$jobs/submit-sweep" --local --set 'sweep.dir="sweep3"' sweep.cfg
+check "  message" contains "$T/o" "sweep: the prepare steps failed: no point can run"
+check "sweep dir in use" expect_exit 2 "$T/o" "$jobs/submit-sweep" --local sweep.cfg
+check "  message" contains "$T/o" "sweep1 already holds a sweep \(sweep1/sweep.cfg\): choose another sweep.dir"
+echo 'sweep = { run = "sweep-run.cfg"; };' >"$T/nogrid.cfg"
+check "sweep without grid" expect_exit 2 "$T/o" "$jobs/submit-sweep" --local nogrid.cfg
+check "  message" contains "$T/o" "nogrid.cfg: no sweep.grid values \(sweep = \{ grid = \{ VAR = \[..\]; \}; \}\)"
+echo 'sweep = { run = "sweep-run.cfg"; grid = { lr = []; }; };' >"$T/emptygrid.cfg"
+check "sweep with an empty list" expect_exit 2 "$T/o" "$jobs/submit-sweep" --local emptygrid.cfg
+check "  message" contains "$T/o" "emptygrid.cfg: sweep.grid.lr has no values"
+echo 'sweep = { grid = { lr = [0.1]; }; };' >"$T/norun.cfg"
+check "sweep without run file" expect_exit 2 "$T/o" "$jobs/submit-sweep" --local norun.cfg
+check "  message" contains "$T/o" "norun.cfg names no run file \(sweep.run\)"
+check "sweep file missing" expect_exit 2 "$T/o" "$jobs/submit-sweep" --local none.cfg
+check "  message" contains "$T/o" "cannot read the sweep file none.cfg"
+check "submit-sweep usage" expect_exit 2 "$T/o" "$jobs/submit-sweep"
+check "  message" contains "$T/o" "^usage: submit-sweep \[--local\] \[--set KEY=VALUE\]... SWEEP.cfg$"
+check "collect-sweep usage" expect_exit 2 "$T/o" "$jobs/collect-sweep"
+check "  message" contains "$T/o" "^usage: collect-sweep SWEEP_DIR$"
+check "collect-sweep: not a sweep" expect_exit 2 "$T/o" "$jobs/collect-sweep" "$T"
+check "  message" contains "$T/o" "collect-sweep: $T is not a sweep directory \(no tasks.tsv\)"
+check "sweep-task: usage" expect_exit 2 "$T/o" bash "$jobs/sweep-task.sbatch"
+check "  message" contains "$T/o" "usage: sweep-task.sbatch SWEEP_DIR \[INDEX\]"
+check "sweep-task: no index" expect_exit 2 "$T/o" env -u SLURM_ARRAY_TASK_ID bash "$jobs/sweep-task.sbatch" sweep1
+check "  message" contains "$T/o" "sweep-task: no INDEX and no SLURM_ARRAY_TASK_ID"
+check "sweep-task: no such task" expect_exit 1 "$T/o" bash "$jobs/sweep-task.sbatch" sweep1 9
+check "  message" contains "$T/o" "sweep sweep1 has no task 9"
+check "sweep-task: a point by hand skips its done steps" expect_exit 0 "$T/o" bash "$jobs/sweep-task.sbatch" sweep1 0
+check "  message" contains "$T/o" "step train-s0: already done"
+
 # --- the real executables, as far as they are implemented -------------------
 # Each step either produces its output or the chain stops plainly, naming the
 # step that is missing or not implemented yet.

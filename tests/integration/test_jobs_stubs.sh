@@ -10,8 +10,9 @@
 #   STUB_TEMPFAIL=usr1  the same, but it waits for USR1 first
 #   STUB_SHARDS=DIR     icsparse-shard writes two shard files there
 # They write what the steps after them look for: RUN/ckpt/last.h5,
-# RUN/recipes/stage-N.yaml (compose -o), RUN/model.h5, RUN/results.json,
-# RUN/export/model.onnx.
+# RUN/recipes/stage-N.yaml (compose -o), RUN/model.h5, RUN/results.json
+# (sparsity = the final_sparsity of recipe.args, else 0.8; test_top1 =
+# 90 - 10 * sparsity), RUN/export/model.onnx.
 
 # make_stubs DIR: writes the seven stand-ins into DIR.
 make_stubs() {
@@ -24,7 +25,7 @@ set -euo pipefail
 name=$(basename "$0")
 rank=${OMPI_COMM_WORLD_RANK:-${PMIX_RANK:-${SLURM_PROCID:-0}}}
 echo "$name $rank $*" >>"${STUB_LOG:?}"
-run="" out="" resume=0 shards=""
+run="" out="" resume=0 shards="" sparsity=0.8
 while [ $# -gt 0 ]; do
     case $1 in
         --set)
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
                 run.dir=*) run=${2#run.dir=}; run=${run//\"/} ;;
                 train.resume=*) resume=1 ;;
                 data.shards_dir=*) shards=${2#data.shards_dir=}; shards=${shards//\"/} ;;
+                recipe.args=*) sparsity=$(sed -n 's/.*final_sparsity: \([0-9.]*\).*/\1/p' <<<"$2") ;;
             esac
             shift 2 ;;
         -o) out=$2; shift 2 ;;
@@ -68,7 +70,9 @@ case $name in
         mkdir -p "$run/ckpt" && echo ckpt >"$run/ckpt/last.h5" ;;
     icsparse-compose) echo composed >"$out" ;;
     icsparse-consolidate) echo model >"$run/model.h5" ;;
-    icsparse-eval) echo '{"test_top1": 88.5, "sparsity": 0.8}' >"$run/results.json" ;;
+    icsparse-eval)
+        echo "{\"test_top1\": $(awk -v s="$sparsity" 'BEGIN { print 90 - 10 * s }'), \"sparsity\": $sparsity}" \
+            >"$run/results.json" ;;
     icsparse-export) mkdir -p "$run/export" && echo onnx >"$run/export/model.onnx" ;;
 esac
 STUB
