@@ -75,6 +75,20 @@ check "unknown recipe_args variable exits 2" expect_exit 2 "$out" \
 check "--arch without the model library exits 2" expect_exit 2 "$out" \
     icsparse-compose --explain "$r50" --arch resnet50
 
+check "--arch and --param-names together exit 2" expect_exit 2 "$out" \
+    icsparse-compose --explain "$r50" --arch resnet50 --param-names "$names"
+check "--arch and --param-names: message" contains "$out" "give --arch or --param-names, not both"
+check "--explain with --base exits 2" expect_exit 2 "$out" icsparse-compose --explain "$r50" --base "$r50"
+check "--explain with --base: message" contains "$out" "--explain does not go with --base/--next/-o"
+check "missing parameter list exits 1" expect_exit 1 "$out" \
+    icsparse-compose --explain "$r50" --param-names "$TEST_TMP/none.txt"
+check "missing parameter list: message" contains "$out" "none\.txt: cannot open"
+printf '# nothing\n' >"$TEST_TMP/empty.txt"
+check "empty parameter list exits 1" expect_exit 1 "$out" \
+    icsparse-compose --explain "$r50" --param-names "$TEST_TMP/empty.txt"
+check "empty parameter list: message" contains "$out" "empty\.txt: no parameter names"
+check "missing mode: message" bash -c "icsparse-compose 2>&1 | grep -q 'give --explain RECIPE, or --base A.yaml --next B.yaml -o OUT.yaml'"
+
 composed=$TEST_TMP/composed.yaml
 pq="$upstream/resnet50-imagenet-pruned-quant-moderate.yaml"
 check "compose two upstream recipes" expect_exit 0 "$out" \
@@ -100,5 +114,10 @@ check "overlapping stage names are an error" expect_exit 2 "$out" \
 check "overlapping stage names: message" contains "$out" "must not share stage names; both have 'stage_0'"
 check "unwritable output exits 1" expect_exit 1 "$out" \
     icsparse-compose --base "$pq" --next "$r50" -o "$TEST_TMP/no/such/dir/out.yaml"
+mkdir "$TEST_TMP/adir"
+check "output that is a directory exits 1" expect_exit 1 "$out" \
+    icsparse-compose --base "$pq" --next "$r50" -o "$TEST_TMP/adir"
+check "output that is a directory: message, temporary removed" bash -c \
+    "grep -q 'cannot rename .*adir\.tmp\.[0-9]* to .*adir' '$out' && ! ls '$TEST_TMP' | grep -q 'adir\.tmp'"
 check "missing mode exits 2" expect_exit 2 "$out" icsparse-compose --base "$pq"
 finish
