@@ -8,7 +8,7 @@
  * QuantizationModifier's disable_quantization_observer_epoch and
  * freeze_bn_stats_epoch and MultiStepLR milestones, which are absolute
  * epochs too. A next start_epoch of -1 ("from the start") becomes base_end
- * (upstream adds base_end to the -1 and starts one epoch early).
+ * (upstream's advance_epochs: max(0, start) + base_end).
  */
 #include "ics_build_config.h"
 #include "sparsify/recipe_internal.h"
