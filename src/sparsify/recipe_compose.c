@@ -4,10 +4,10 @@
  *
  * base_end = base's max_epochs. Base modifiers that never end (end -1) end
  * at base_end. Every absolute epoch of the next recipe moves by base_end:
- * start_epoch and end_epoch (-1 ends stay -1), and also
- * QuantizationModifier's disable_quantization_observer_epoch and
- * freeze_bn_stats_epoch and MultiStepLR milestones, which are absolute
- * epochs too. A next start_epoch of -1 ("from the start") becomes base_end
+ * start_epoch and end_epoch (-1 ends stay -1), QuantizationModifier's
+ * disable_quantization_observer_epoch and freeze_bn_stats_epoch (as
+ * upstream's QuantizationModifier.advance_epochs), and MultiStepLR
+ * milestones, which are absolute epochs too (an icsparse addition). A next start_epoch of -1 ("from the start") becomes base_end
  * (upstream's advance_epochs: max(0, start) + base_end).
  */
 #include "ics_build_config.h"
