@@ -208,7 +208,8 @@ void ics_model_zero_grad(ics_model *model);
 const float *ics_model_node_output(const ics_model *model, int node);
 
 /* The keep mask (1 keep, 0 drop) drawn by dropout node `node` in the last
- * training forward, batch * numel bytes; NULL otherwise. */
+ * training forward, batch * numel bytes; NULL otherwise. Valid between that
+ * forward and the following backward (the plan reuses the bytes after). */
 const uint8_t *ics_model_dropout_mask(const ics_model *model, int node);
 
 #ifdef __cplusplus
