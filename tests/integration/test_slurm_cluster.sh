@@ -231,6 +231,42 @@ WANT
 }
 check "jobs: a step not implemented yet cancels the rest" test_jobs_notimpl
 
+# A sweep: prepare chain, job array (one run per point, srun per step),
+# afterok collector writing the table and plot.
+test_jobs_sweep() {
+    cat >"$T/sweep-run.cfg" <<'CFG'
+recipe = { path = "prune.yaml"; };
+pipeline = { ranks = 2; shard_ranks = 1; };
+CFG
+    cat >"$T/sweep.cfg" <<CFG
+sweep = {
+  run = "sweep-run.cfg";
+  dir = "$T/sweep";
+  max_parallel = 2;
+  grid = { final_sparsity = [0.5, 0.9]; init_lr = [0.01, 0.1]; };
+};
+CFG
+    "$top_srcdir/jobs/submit-sweep" "$T/sweep.cfg" >"$T/sweep.out" 2>&1 || { cat "$T/sweep.out" >&2; return 1; }
+    contains "$T/sweep.out" "^sweep directory: $T/sweep \(4 points\)$" || return 1
+    local array collect
+    array=$(awk '$1 == "array" { print $2 }' "$T/sweep/jobs.txt")
+    collect=$(awk '$1 == "collect" { print $2 }' "$T/sweep/jobs.txt")
+    expect_state "$collect" COMPLETED || { cat "$T"/sweep/logs/* >&2; return 1; }
+    diff -u - <(cut -d, -f1-6 "$T/sweep/results.csv") <<'WANT' || return 1
+task,final_sparsity,init_lr,test_top1,sparsity,status
+0,0.5,0.01,85,0.5,ok
+1,0.5,0.1,85,0.5,ok
+2,0.9,0.01,81,0.9,ok
+3,0.9,0.1,81,0.9,ok
+WANT
+    [ -s "$T/sweep/results.png" ] && [ -s "$T/sweep/results.md" ] &&
+        [ "$(job_field "${array}_3" JobState)" = COMPLETED ] &&
+        [ "$(job_field "${array}_3" NumTasks)" = 2 ] &&
+        contains "$T/sweep/logs/task-2-$array.out" "sweep task 2: \{\"final_sparsity\": 0.9, \"init_lr\": 0.01\}" &&
+        contains "$T/sweep/task-002/logs/train-s0.log" "running: srun --mpi=pmix --ntasks=2"
+}
+check "jobs/submit-sweep: array + collector on the cluster" test_jobs_sweep
+
 # The real executables: each job completes, or the first that does not
 # fails with a plain line naming its step and every later one is cancelled.
 test_jobs_real() {
