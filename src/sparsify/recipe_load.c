@@ -258,6 +258,79 @@ static ics_status apply_overrides(const ynode *args, layout *global, layout *sta
     return ICS_OK;
 }
 
+/* recipe_args text -> a mapping node (*out stays NULL for empty text).
+ * JSON and YAML mappings parse as YAML. SparseML also takes "k=v,k2:v2"
+ * (parse_recipe_variables' CSV form), which is turned into a mapping here;
+ * its values are numbers when they read as numbers, else strings. */
+static ics_status parse_recipe_args(const char *text, ynode **out, ics_error *err)
+{
+    *out = NULL;
+    ynode *args = NULL;
+    ics_status st = yn_parse(text, strlen(text), "recipe_args", 0, &args, err);
+    if (st == ICS_ERR_FORMAT) {
+        /* a syntax error in the arguments is a usage error */
+        ics_error_prefix(err, "bad recipe_args: ");
+        if (err) err->status = ICS_ERR_CONFIG;
+        return ICS_ERR_CONFIG;
+    }
+    if (st != ICS_OK) return st;
+    const ynode *a = yn_deref(args);
+    if (a->kind == YN_MAP) {
+        *out = args;
+        return ICS_OK;
+    }
+    int csv = a->kind == YN_SCALAR && a->plain && (strchr(a->text, '=') || strchr(a->text, ':'));
+    int empty = a->kind == YN_SCALAR && a->text[0] == '\0';
+    yn_free(args);
+    if (empty) return ICS_OK;
+    if (!csv)
+        return ICS_FAIL(err, ICS_ERR_CONFIG,
+                        "recipe_args must be a JSON or YAML mapping of variable names to values, "
+                        "or k=v,k2=v2; got '%s'",
+                        text);
+    rbuf b = {0};
+    rbuf_printf(&b, "{");
+    const char *p = text;
+    for (int first = 1; *p; first = 0) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char pair[512];
+        if (len >= sizeof pair) len = sizeof pair - 1;
+        memcpy(pair, p, len);
+        pair[len] = '\0';
+        for (char *c = pair; *c; c++)
+            if (*c == ':') *c = '='; /* upstream: "k:v" is "k=v" */
+        char *eq = strchr(pair, '=');
+        char *key = pair, *value = eq ? eq + 1 : NULL;
+        if (eq) *eq = '\0';
+        while (*key == ' ') key++;
+        for (char *e = key + strlen(key); e > key && e[-1] == ' ';) *--e = '\0';
+        while (value && *value == ' ') value++;
+        for (char *e = value ? value + strlen(value) : NULL; e && e > value && e[-1] == ' ';)
+            *--e = '\0';
+        if (!value || strchr(value, '=') || !key[0] || strpbrk(key, "{}!'\" []")) {
+            free(b.data);
+            return ICS_FAIL(err, ICS_ERR_CONFIG,
+                            "recipe_args: '%.*s' is not a key=value pair (in '%s')", (int)len, p,
+                            text);
+        }
+        rnum r;
+        rbuf_printf(&b, "%s%s: ", first ? "" : ", ", key);
+        if (rexpr_parse_number(value, &r)) rbuf_printf(&b, "%s", value);
+        else rbuf_string(&b, value);
+        p += len + (comma ? 1 : 0);
+        if (!comma) break;
+    }
+    rbuf_printf(&b, "}");
+    if (b.failed) {
+        free(b.data);
+        return ICS_FAIL(err, ICS_ERR_NOMEM, "out of memory reading recipe_args");
+    }
+    st = yn_parse(b.data, b.len, "recipe_args", 0, out, err);
+    free(b.data);
+    return st;
+}
+
 static ics_status build_modifiers(ics_recipe *r, layout *lay, int stage, size_t *index,
                                   ics_error *err)
 {
@@ -312,25 +385,9 @@ static ics_status load_tree(ynode *root, const char *source, const char *recipe_
                          "no modifiers: a recipe needs a key containing 'modifiers' with a list "
                          "of !Modifier mappings, or stages holding such keys");
     if (st == ICS_OK && recipe_args && recipe_args[0]) {
-        st = yn_parse(recipe_args, strlen(recipe_args), "recipe_args", 0, &args, err);
-        if (st == ICS_OK) {
-            const ynode *a = yn_deref(args);
-            if (a->kind == YN_SCALAR && a->text[0] == '\0') {
-                /* empty mapping text: nothing to override */
-            } else if (a->kind != YN_MAP) {
-                st = ICS_FAIL(err, ICS_ERR_CONFIG,
-                              "recipe_args must be a JSON or YAML mapping of variable names to "
-                              "values, got '%s'",
-                              recipe_args);
-            } else {
-                st = apply_overrides(a, &global, stage_layouts, stage_count, source, err);
-            }
-        } else if (st == ICS_ERR_FORMAT) {
-            /* a syntax error in the arguments is a usage error */
-            ics_error_prefix(err, "bad recipe_args: ");
-            if (err) err->status = ICS_ERR_CONFIG;
-            st = ICS_ERR_CONFIG;
-        }
+        st = parse_recipe_args(recipe_args, &args, err);
+        if (st == ICS_OK && args)
+            st = apply_overrides(yn_deref(args), &global, stage_layouts, stage_count, source, err);
     }
     if (st == ICS_OK) st = rscope_evaluate(&global.scope, err);
     for (int s = 0; st == ICS_OK && s < stage_count; s++)

@@ -399,6 +399,15 @@ static void test_recipe_args_override_anchors(void)
     r = load_ok(anchored, "{\"final_lr\": 0.001}");
     if (r) CU_ASSERT_DOUBLE_EQUAL(find_mod(r, ICS_MOD_LR_FUNCTION, 0)->u.lr_function.final_lr, 0.001, 0);
     ics_recipe_destroy(r);
+    /* SparseML's CSV form: k=v,k2:v2 */
+    r = load_ok(anchored, "num_epochs=30, lr:0.25");
+    if (r) {
+        CU_ASSERT_EQUAL(ics_recipe_max_epochs(r), 30);
+        CU_ASSERT_DOUBLE_EQUAL(find_mod(r, ICS_MOD_LR_FUNCTION, 0)->u.lr_function.init_lr, 0.25, 0);
+    }
+    ics_recipe_destroy(r);
+    load_fails(anchored, "num_epochs=3,lr", "recipe_args: 'lr' is not a key=value pair");
+    load_fails(anchored, "num_epochs=3=4", "recipe_args: 'num_epochs=3=4' is not a key=value pair");
     load_fails(anchored, "{\"num_epoch\": 3}", "recipe_args: 'num_epoch' is not a variable");
     load_fails(anchored, "[1, 2]", "recipe_args must be a JSON or YAML mapping");
     load_fails(anchored, "{\"a\": ", "bad recipe_args");
