@@ -59,8 +59,13 @@ ics_status ics_error_prefix(ics_error *err, const char *fmt, ...)
 /* Short name of a status ("config error", ...). */
 const char *ics_status_name(ics_status status);
 
+/* Exit code of a training run stopped by SIGTERM or SIGUSR1 after writing a
+ * resumable checkpoint (EX_TEMPFAIL): job scripts requeue on it. */
+#define ICS_EXIT_PREEMPTED 75
+
 /* The exit code an executable uses for a status: 0 success, 2 usage or
- * configuration error (also "not implemented yet"), 1 any other failure. */
+ * configuration error (also "not implemented yet"), 75 preempted
+ * (ICS_ERR_INTERRUPTED), 1 any other failure. */
 int ics_status_exit_code(ics_status status);
 
 #ifdef __cplusplus

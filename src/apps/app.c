@@ -173,7 +173,7 @@ int ics_app_main(const ics_app_spec *spec, int argc, char **argv)
 
     /* One getopt table from the common options and the app's own. */
     struct option longopts[MAX_OPTIONS * 2];
-    char shortopts[MAX_OPTIONS * 3 + 3] = "+:";
+    char shortopts[MAX_OPTIONS * 3 + 3] = ":"; /* GNU order: options may follow arguments */
     int nl = 0, app_count = 0;
     for (int i = 0; common_options[i].long_name; i++) {
         const ics_app_option *o = &common_options[i];
@@ -325,7 +325,13 @@ int ics_app_main(const ics_app_spec *spec, int argc, char **argv)
         }
     }
     st = spec->run(&app, &err);
-    if (st) {
+    if (st == ICS_ERR_INTERRUPTED) {
+        /* Every rank stopped together after writing the checkpoint: a clean
+         * exit with the documented code, so the job script can requeue. */
+        if (!ics_dist_initialized() || ics_dist_rank() == 0)
+            fprintf(stderr, "%s: %s\n", spec->name, err.message);
+        code = ics_status_exit_code(st);
+    } else if (st) {
         code = report(spec, &err);
         if (ics_dist_initialized() && ics_dist_size() > 1) {
             fflush(NULL);

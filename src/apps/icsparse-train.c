@@ -2,6 +2,8 @@
 #include "ics_build_config.h"
 #include "apps/app.h"
 
+#include <icsparse/trainer.h>
+
 static const ics_app_option options[] = {
     {"run-dir", 'o', 1, "run.dir", "DIR", NULL, "run directory"},
     {"arch", 'a', 1, "model.arch", "ARCH", NULL, "architecture"},
@@ -17,8 +19,12 @@ static const ics_app_option options[] = {
 
 static ics_status run(ics_app *app, ics_error *err)
 {
-    (void)app;
-    return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "training is not implemented yet");
+    ics_trainer *trainer = NULL;
+    ics_status st = ics_trainer_create(ics_app_config(app), &trainer, err);
+    if (st) return st;
+    st = ics_trainer_run(trainer, err);
+    ics_trainer_destroy(trainer);
+    return st;
 }
 
 int main(int argc, char **argv)

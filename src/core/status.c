@@ -73,6 +73,7 @@ int ics_status_exit_code(ics_status status)
     case ICS_OK: return 0;
     case ICS_ERR_CONFIG:
     case ICS_ERR_NOT_IMPLEMENTED: return 2;
+    case ICS_ERR_INTERRUPTED: return ICS_EXIT_PREEMPTED;
     default: return 1;
     }
 }

@@ -12,6 +12,7 @@ static int we_initialized;
 static int world_rank;
 static int world_size = 1;
 static MPI_Comm world_comm = MPI_COMM_NULL;
+static int local_size = 1;
 
 static ics_status mpi_check(int rc, const char *what, ics_error *err)
 {
@@ -37,6 +38,12 @@ ics_status ics_dist_init(int *argc, char ***argv, ics_error *err)
     MPI_Comm_set_errhandler(world_comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(world_comm, &world_rank);
     MPI_Comm_size(world_comm, &world_size);
+    MPI_Comm node;
+    if (MPI_Comm_split_type(world_comm, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &local_size);
+        MPI_Comm_free(&node);
+    }
     ics_log_set_rank(world_rank);
     return ICS_OK;
 }
@@ -53,6 +60,7 @@ void ics_dist_finalize(void)
 int ics_dist_initialized(void) { return world_comm != MPI_COMM_NULL; }
 int ics_dist_rank(void) { return world_comm != MPI_COMM_NULL ? world_rank : 0; }
 int ics_dist_size(void) { return world_comm != MPI_COMM_NULL ? world_size : 1; }
+int ics_dist_local_size(void) { return world_comm != MPI_COMM_NULL ? local_size : 1; }
 
 static int env_int(const char *const *names, int fallback)
 {

@@ -19,6 +19,8 @@ void ics_dist_finalize(void);
 int ics_dist_initialized(void);
 int ics_dist_rank(void);
 int ics_dist_size(void);
+/* Ranks of this job on this node (for dividing the cores); 1 without MPI. */
+int ics_dist_local_size(void);
 /* The rank a launcher announces in the environment before MPI_Init
  * (mpirun, srun): lets an executable print a usage error on rank 0 only
  * without starting MPI. 0 when not launched by one. */

@@ -1,0 +1,130 @@
+/*
+ * icsparse/checkpoint.h: the checkpoint format (HDF5), written atomically.
+ *
+ * Layout (format "icsparse-checkpoint", format_version 1):
+ *   attributes on /: format, format_version, arch, num_classes, in_channels,
+ *     in_h, in_w, width_mult, cifar_stem, dropout, epoch (float: fractional
+ *     epochs done, in the recipe's absolute epochs), global_step (optimizer
+ *     steps), stage, world_size, steps_per_epoch, kind (last, best,
+ *     best_pruned, best_pruned_quantized, epoch-N, final), metrics
+ *     (val_loss, val_top1, val_top5, test_*: NaN when not measured),
+ *     sparsity (overall fraction of zeros in prunable weights), qat_active,
+ *     complete (1 once the whole file is written)
+ *   /model/<name>     every tensor of the model's state_dict, named and
+ *                     shaped exactly as torchvision (num_batches_tracked int64)
+ *   /ema/<name>       the EMA weights and buffers (attrs n_averaged, n_updates)
+ *   /optimizer/<name>/<slot>   optimizer state (attrs kind, step_count)
+ *   /masks/<name>     pruning masks (uint8, the weight's shape)
+ *   /quant/<module>/… fake-quantization state
+ *   /rng/<stream>     per-rank random generator states (uint64 [world, k])
+ *   /recipe, /recipe_args, /config   text (uint8 arrays)
+ *
+ * A writer creates "<path>.tmp-<pid>" in the same directory and renames it
+ * onto path only after everything is written and flushed, so a crash never
+ * leaves a half-written file under the final name. A reader refuses a file
+ * of another format or version with one clear error line.
+ */
+#ifndef ICSPARSE_CHECKPOINT_H
+#define ICSPARSE_CHECKPOINT_H
+
+#include <stdint.h>
+#include <icsparse/model.h>
+#include <icsparse/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ICS_CHECKPOINT_FORMAT "icsparse-checkpoint"
+#define ICS_CHECKPOINT_VERSION 1
+
+struct ics_optim;
+struct ics_ema;
+
+typedef struct ics_checkpoint_info {
+    char arch[64];
+    ics_model_options model_options;
+    double epoch;            /* fractional epochs done */
+    int64_t global_step;     /* optimizer steps done */
+    int stage;               /* recipe stage (0 without stages) */
+    int world_size;          /* ranks that wrote it */
+    int64_t steps_per_epoch; /* optimizer steps per epoch in that run */
+    char kind[32];           /* "last", "best", ... */
+    double val_loss, val_top1, val_top5;    /* NaN when not measured */
+    double test_loss, test_top1, test_top5; /* NaN when not measured */
+    double sparsity;         /* fraction of zeros over prunable weights */
+    int qat_active;          /* fake quantization in the model */
+} ics_checkpoint_info;
+
+/* Metrics NaN, everything else zero/empty. */
+void ics_checkpoint_info_init(ics_checkpoint_info *info);
+
+/* ---- writing ------------------------------------------------------------ */
+
+typedef struct ics_checkpoint_writer ics_checkpoint_writer;
+
+/* Starts writing path (through a temporary file next to it). */
+ics_status ics_checkpoint_begin(const char *path, ics_checkpoint_writer **out, ics_error *err);
+ics_status ics_checkpoint_put_info(ics_checkpoint_writer *w, const ics_checkpoint_info *info, ics_error *err);
+/* Every tensor of the model under /model. */
+ics_status ics_checkpoint_put_model(ics_checkpoint_writer *w, ics_model *model, ics_error *err);
+/* The optimizer's slots for every parameter, under /optimizer/<name>/<slot>. */
+ics_status ics_checkpoint_put_optim(ics_checkpoint_writer *w, ics_model *model, struct ics_optim *optim,
+                                    ics_error *err);
+/* The EMA weights and buffers under /ema/<name>. */
+ics_status ics_checkpoint_put_ema(ics_checkpoint_writer *w, ics_model *model, struct ics_ema *ema,
+                                  ics_error *err);
+/* Text under /<name> (recipe, recipe_args, config). */
+ics_status ics_checkpoint_put_text(ics_checkpoint_writer *w, const char *name, const char *text,
+                                   ics_error *err);
+/* A float32 tensor at any path ("/masks/conv1.weight" stores uint8 when
+ * as_mask is set: values are 0 or 1). */
+ics_status ics_checkpoint_put_tensor(ics_checkpoint_writer *w, const char *path, const float *data,
+                                     int ndim, const int64_t *shape, int as_mask, ics_error *err);
+/* Raw uint64 words (RNG states): rows x cols. */
+ics_status ics_checkpoint_put_u64(ics_checkpoint_writer *w, const char *path, const uint64_t *data,
+                                  int64_t rows, int64_t cols, ics_error *err);
+/* Marks complete, flushes, closes and renames onto the final path. Frees w. */
+ics_status ics_checkpoint_commit(ics_checkpoint_writer *w, ics_error *err);
+/* Abandons the write: the temporary file is removed, path is untouched. */
+void ics_checkpoint_abort(ics_checkpoint_writer *w);
+
+/* ---- reading ------------------------------------------------------------ */
+
+typedef struct ics_checkpoint_reader ics_checkpoint_reader;
+
+/* Opens and validates format, version and completeness; reads the info. */
+ics_status ics_checkpoint_open(const char *path, ics_checkpoint_reader **out, ics_error *err);
+void ics_checkpoint_close(ics_checkpoint_reader *r);
+const ics_checkpoint_info *ics_checkpoint_get_info(const ics_checkpoint_reader *r);
+const char *ics_checkpoint_path(const ics_checkpoint_reader *r);
+/* Builds the checkpoint's architecture (unplanned) and loads its tensors. */
+ics_status ics_checkpoint_create_model(ics_checkpoint_reader *r, ics_model **out, ics_error *err);
+/* Loads /model into an existing model: every tensor must be present with
+ * the same shape (the error names the tensor and both shapes). */
+ics_status ics_checkpoint_get_model(ics_checkpoint_reader *r, ics_model *model, ics_error *err);
+/* 1 if the checkpoint has optimizer state / EMA. */
+int ics_checkpoint_has_optim(const ics_checkpoint_reader *r);
+int ics_checkpoint_has_ema(const ics_checkpoint_reader *r);
+/* Restores optimizer state; the optimizer kind must match. */
+ics_status ics_checkpoint_get_optim(ics_checkpoint_reader *r, ics_model *model, struct ics_optim *optim,
+                                    ics_error *err);
+ics_status ics_checkpoint_get_ema(ics_checkpoint_reader *r, ics_model *model, struct ics_ema *ema,
+                                  ics_error *err);
+/* Text at /<name> (malloc'd) or NULL with ICS_OK when absent. */
+ics_status ics_checkpoint_get_text(ics_checkpoint_reader *r, const char *name, char **text, ics_error *err);
+/* 1 if a dataset or group exists at path. */
+int ics_checkpoint_has(const ics_checkpoint_reader *r, const char *path);
+/* Reads a tensor at path into data (float32; masks are converted). */
+ics_status ics_checkpoint_get_tensor(ics_checkpoint_reader *r, const char *path, float *data, int ndim,
+                                     const int64_t *shape, ics_error *err);
+ics_status ics_checkpoint_get_u64(ics_checkpoint_reader *r, const char *path, uint64_t *data,
+                                  int64_t rows, int64_t cols, ics_error *err);
+/* Shape of the tensor at path (ndim and up to 8 dims). */
+ics_status ics_checkpoint_tensor_shape(ics_checkpoint_reader *r, const char *path, int *ndim,
+                                       int64_t *shape, ics_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

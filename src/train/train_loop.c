@@ -1,0 +1,324 @@
+/*
+ * The training loop: micro-batches, gradient accumulation, DDP averaging,
+ * optimizer steps, per-epoch evaluation and checkpoints, preemption.
+ *
+ * Counting follows optimizer steps, never micro-batches: an epoch has
+ * steps_per_epoch = ceil(batches_per_epoch / accum_steps) optimizer steps
+ * (the last window of an epoch may hold fewer micro-batches), and the
+ * fractional epoch is global_step / steps_per_epoch, the x axis of every
+ * metric and the clock of the LR schedule (and of recipes).
+ */
+#include "ics_build_config.h"
+#include "train/trainer_internal.h"
+
+#include "backend/backend.h"
+#include "core/log.h"
+#include "dist/dist.h"
+#include "train/preempt.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double ics_train_epoch_of(const ics_trainer *t, int64_t step)
+{
+    return (double)step / (double)t->steps_per_epoch;
+}
+
+double ics_train_sparsity(ics_trainer *t)
+{
+    double zeros = 0, total = 0;
+    for (int i = 0; i < ics_model_num_tensors(t->model); i++) {
+        const ics_tensor_info *ti = ics_model_tensor(t->model, i);
+        if (!ti->prunable) continue;
+        const float *w = ics_model_tensor_data(t->model, i);
+        for (int64_t k = 0; k < ti->numel; k++) zeros += w[k] == 0.0f;
+        total += (double)ti->numel;
+    }
+    return total > 0 ? zeros / total : 0.0;
+}
+
+/* Running sums of the current logging window (this rank). */
+typedef struct window {
+    double loss_sum, top1_sum;
+    int64_t samples, steps;
+    double start_time;
+} window;
+
+/* One optimizer step: up to accum_steps micro-batches, the gradients
+ * averaged over ranks, clipped, and the update at the scheduled lr.
+ * *got is 0 when the epoch had no batch left. */
+static ics_status train_step(ics_trainer *t, int64_t *batch_in_epoch, window *win, int *got, ics_error *err)
+{
+    const ics_backend_ops *ops = ics_backend_cpu();
+    int classes = t->num_classes;
+    float scale = 1.0f / (float)t->accum_steps;
+    *got = 0;
+    ics_model_set_dropout_seed(t->model, (uint64_t)ics_config_int(t->cfg, "run.seed") * 1000003u + (uint64_t)t->global_step,
+                               t->rank);
+    for (int micro = 0; micro < t->accum_steps; micro++) {
+        const float *x = NULL;
+        const int32_t *y = NULL;
+        int n = 0;
+        ics_status st = ics_train_data_next(t, &x, &y, &n, err);
+        if (st) return st;
+        if (n == 0) break;
+        (*batch_in_epoch)++;
+        *got += n;
+        /* The last micro-batch of the window starts the all-reduce. */
+        int last = micro == t->accum_steps - 1 || *batch_in_epoch >= t->batches_per_epoch;
+        const float *logits = NULL;
+        st = ics_model_forward(t->model, x, n, &logits, err);
+        if (st) return st;
+        float loss = ops->softmax_xent_forward(n, classes, logits, y, (float)t->label_smoothing, t->probs);
+        if (!isfinite(loss))
+            return ICS_FAIL(err, ICS_ERR_RUNTIME, "the loss is %g at step %lld: training diverged (lower optim.lr?)",
+                            (double)loss, (long long)t->global_step);
+        ops->softmax_xent_backward(n, classes, t->probs, y, (float)t->label_smoothing, scale, t->dlogits);
+        win->loss_sum += (double)loss * n;
+        for (int i = 0; i < n; i++) win->top1_sum += ics_topk_hit(logits + (size_t)i * classes, classes, y[i], 1);
+        win->samples += n;
+        if (last) ics_ddp_begin(t->ddp);
+        st = ics_model_backward(t->model, t->dlogits, err);
+        if (st) return st;
+        if (last) break;
+    }
+    if (*got == 0) return ICS_OK;
+    ics_status st = ics_ddp_finish(t->ddp, err);
+    if (st) return st;
+    if (t->clip_grad_norm > 0) {
+        double norm = 0;
+        ics_optim_clip_grad_norm(t->optim, t->clip_grad_norm, &norm);
+    }
+    double epoch = ics_train_epoch_of(t, t->global_step);
+    ics_optim_set_lr(t->optim, ics_lr_schedule_at(&t->schedule, epoch));
+    ics_optim_step(t->optim);
+    ics_model_zero_grad(t->model);
+    t->global_step++;
+    win->steps++;
+    if (t->ema)
+        ics_ema_maybe_update(t->ema, t->global_step, ics_train_epoch_of(t, t->global_step),
+                             ics_model_params(t->model, NULL), ics_model_buffers(t->model, NULL));
+    return ICS_OK;
+}
+
+/* Logs the window's averages over all ranks (a collective: every rank
+ * calls it at the same steps). */
+static ics_status log_window(ics_trainer *t, window *win, ics_error *err)
+{
+    double sums[3] = {win->loss_sum, win->top1_sum, (double)win->samples};
+    ics_status st = ics_dist_allreduce_sum_f64(sums, 3, err);
+    if (st) return st;
+    double elapsed = now_seconds() - win->start_time;
+    double loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
+    double top1 = sums[2] > 0 ? 100.0 * sums[1] / sums[2] : NAN;
+    double ips = elapsed > 0 ? sums[2] / elapsed : 0;
+    double lr = ics_optim_lr(t->optim);
+    double steps_left = (double)(t->total_steps - t->global_step);
+    double eta = win->steps > 0 ? steps_left * elapsed / (double)win->steps : 0;
+    t->summary.train_images_per_sec = ips;
+    if (t->rank == 0) {
+        ics_train_progress(t, loss, top1, lr, ips, eta);
+        if ((st = ics_train_log_scalar(t, "train/loss", loss, err))) return st;
+        if ((st = ics_train_log_scalar(t, "train/top1", top1, err))) return st;
+        if ((st = ics_train_log_scalar(t, "train/lr", lr, err))) return st;
+        if ((st = ics_train_log_scalar(t, "train/images_per_sec", ips, err))) return st;
+    }
+    memset(win, 0, sizeof *win);
+    win->start_time = now_seconds();
+    return ICS_OK;
+}
+
+/* Rank 0's BN running statistics on every rank before evaluating or
+ * saving: PyTorch's DDP broadcasts buffers from rank 0 before each forward,
+ * so rank 0's statistics are the model's. */
+static ics_status sync_buffers(ics_trainer *t, ics_error *err)
+{
+    size_t nb = 0, nc = 0;
+    float *b = ics_model_buffers(t->model, &nb);
+    int64_t *c = ics_model_counters(t->model, &nc);
+    ics_status st = nb ? ics_dist_bcast(b, nb * sizeof *b, 0, err) : ICS_OK;
+    if (!st && nc) st = ics_dist_bcast(c, nc * sizeof *c, 0, err);
+    return st;
+}
+
+static ics_status evaluate_split(ics_trainer *t, ics_model *model, const char *split, ics_eval_result *res,
+                                 ics_error *err)
+{
+    ics_split_source src = {t->eval_readers, t->n_eval_readers, split};
+    memset(res, 0, sizeof *res);
+    res->loss = res->top1 = res->top5 = NAN;
+    if (t->n_eval_readers == 0 || ics_split_rows(&src) == 0) return ICS_OK;
+    return ics_evaluate(model, &src, t->batch_size, t->mean, t->std, 0, res, err);
+}
+
+static ics_status log_eval(ics_trainer *t, const char *prefix, const ics_eval_result *r, ics_error *err)
+{
+    if (t->rank != 0 || r->count == 0) return ICS_OK;
+    char tag[64];
+    ics_status st;
+    snprintf(tag, sizeof tag, "%s/loss", prefix);
+    if ((st = ics_train_log_scalar(t, tag, r->loss, err))) return st;
+    snprintf(tag, sizeof tag, "%s/top1", prefix);
+    if ((st = ics_train_log_scalar(t, tag, r->top1, err))) return st;
+    snprintf(tag, sizeof tag, "%s/top5", prefix);
+    return ics_train_log_scalar(t, tag, r->top5, err);
+}
+
+/* Evaluates the EMA weights (copied into the EMA model). */
+static ics_status evaluate_ema(ics_trainer *t, const char *split, ics_eval_result *res, ics_error *err)
+{
+    size_t np = 0, nb = 0, nc = 0;
+    float *p = ics_model_params(t->ema_model, &np);
+    float *b = ics_model_buffers(t->ema_model, &nb);
+    memcpy(p, ics_ema_params(t->ema), np * sizeof *p);
+    if (nb) memcpy(b, ics_ema_buffers(t->ema), nb * sizeof *b);
+    int64_t *c = ics_model_counters(t->ema_model, &nc);
+    if (nc) memcpy(c, ics_model_counters(t->model, NULL), nc * sizeof *c);
+    return evaluate_split(t, t->ema_model, split, res, err);
+}
+
+static ics_status end_of_epoch(ics_trainer *t, int final, ics_error *err)
+{
+    ics_status st = sync_buffers(t, err);
+    if (st) return st;
+    ics_eval_result val;
+    if ((st = evaluate_split(t, t->model, "val", &val, err))) return st;
+    if ((st = log_eval(t, "val", &val, err))) return st;
+    if (t->ema && ics_ema_n_averaged(t->ema) > 0) {
+        ics_eval_result ema_val;
+        if ((st = evaluate_ema(t, "val", &ema_val, err))) return st;
+        if ((st = log_eval(t, "val_ema", &ema_val, err))) return st;
+    }
+    double sparsity = ics_train_sparsity(t);
+    t->summary.sparsity = sparsity;
+    if (t->rank == 0 && (st = ics_train_log_scalar(t, "sparsity/overall", sparsity, err))) return st;
+    double epoch = ics_train_epoch_of(t, t->global_step);
+    t->summary.val_loss = val.loss;
+    t->summary.val_top1 = val.top1;
+    t->summary.val_top5 = val.top5;
+    if (t->rank == 0 && val.count > 0)
+        ICS_INFO("epoch %.2f: val loss %.4f top-1 %.2f%% top-5 %.2f%% (%lld images)", epoch, val.loss, val.top1,
+                 val.top5, (long long)val.count);
+    if ((st = ics_train_save(t, "last.h5", "last", &val, NULL, err))) return st;
+    double save_best_after = ics_config_float(t->cfg, "train.save_best_after");
+    if (val.count > 0 && epoch >= save_best_after && val.top1 > t->best_val_top1) {
+        t->best_val_top1 = val.top1;
+        t->summary.best_val_top1 = val.top1;
+        if ((st = ics_train_save(t, "best.h5", "best", &val, NULL, err))) return st;
+    }
+    long long keep = ics_config_int(t->cfg, "train.keep_last");
+    if (keep > 0 && !final) {
+        char name[64];
+        snprintf(name, sizeof name, "epoch-%04lld.h5", (long long)llround(epoch));
+        if ((st = ics_train_save(t, name, "epoch", &val, NULL, err))) return st;
+        /* Keep the newest `keep` per-epoch checkpoints. */
+        long long old = llround(epoch) - keep;
+        if (t->rank == 0 && old >= 0) {
+            char path[1300];
+            snprintf(path, sizeof path, "%s/epoch-%04lld.h5", t->ckpt_dir, old);
+            remove(path);
+        }
+    }
+    return ICS_OK;
+}
+
+/* Once per step, every rank learns whether to stop (a signal reached any
+ * rank) or to write the timed checkpoint (rank 0's clock decides). */
+static ics_status step_checks(ics_trainer *t, int *stop, int *checkpoint, ics_error *err)
+{
+    double minutes = ics_config_float(t->cfg, "train.checkpoint_every_minutes");
+    double flags[2] = {ics_preempt_signal() != 0, 0};
+    if (t->rank == 0 && minutes > 0 && now_seconds() - t->last_checkpoint_time > minutes * 60) flags[1] = 1;
+    ics_status st = ics_dist_allreduce_max_f64(flags, 2, err);
+    *stop = flags[0] > 0;
+    *checkpoint = flags[1] > 0;
+    return st;
+}
+
+ics_status ics_trainer_run(ics_trainer *t, ics_error *err)
+{
+    ics_status st = ICS_OK;
+    int64_t spe = t->steps_per_epoch;
+    t->last_checkpoint_time = now_seconds();
+    if (t->rank == 0)
+        ICS_INFO("training %s: %d ranks x batch %d x %d accumulation = %lld images per step, %lld steps per epoch, "
+                 "%.2f epochs (%lld steps), from step %lld",
+                 ics_model_arch(t->model), t->world, t->batch_size, t->accum_steps,
+                 (long long)t->world * t->batch_size * t->accum_steps, (long long)spe, t->epochs,
+                 (long long)t->total_steps, (long long)t->global_step);
+    window win;
+    memset(&win, 0, sizeof win);
+    win.start_time = now_seconds();
+    while (t->global_step < t->total_steps) {
+        int64_t epoch = t->global_step / spe;
+        if ((st = ics_train_data_epoch(t, epoch, err))) return st;
+        /* Resuming inside an epoch: skip the micro-batches already used. */
+        int64_t batch_in_epoch = 0;
+        int64_t skip = (t->global_step - epoch * spe) * t->accum_steps;
+        for (int64_t i = 0; i < skip; i++) {
+            const float *x;
+            const int32_t *y;
+            int n;
+            if ((st = ics_train_data_next(t, &x, &y, &n, err))) return st;
+            batch_in_epoch++;
+        }
+        int64_t end = (epoch + 1) * spe < t->total_steps ? (epoch + 1) * spe : t->total_steps;
+        while (t->global_step < end) {
+            int got = 0;
+            st = train_step(t, &batch_in_epoch, &win, &got, err);
+            st = ics_dist_agree(st, err);
+            if (st) return st;
+            if (got == 0) break; /* every rank has the same batch count */
+            if (t->global_step % t->log_every == 0 && (st = log_window(t, &win, err))) return st;
+            int stop = 0, checkpoint = 0;
+            if ((st = step_checks(t, &stop, &checkpoint, err))) return st;
+            if (stop || checkpoint) {
+                if ((st = sync_buffers(t, err))) return st;
+                if ((st = ics_train_save(t, "last.h5", "last", NULL, NULL, err))) return st;
+                t->last_checkpoint_time = now_seconds();
+            }
+            if (stop) {
+                ics_train_progress_done(t);
+                if (t->rank == 0)
+                    ICS_WARN("signal %d: stopped at step %lld (epoch %.3f); %s/last.h5 resumes the run",
+                             ics_preempt_signal(), (long long)t->global_step, ics_train_epoch_of(t, t->global_step),
+                             t->ckpt_dir);
+                return ICS_FAIL(err, ICS_ERR_INTERRUPTED, "preempted by signal %d: checkpoint written to %s/last.h5",
+                                ics_preempt_signal(), t->ckpt_dir);
+            }
+        }
+        ics_train_progress_done(t);
+        if (win.steps > 0 && (st = log_window(t, &win, err))) return st;
+        if ((st = end_of_epoch(t, t->global_step >= t->total_steps, err))) return st;
+        for (int i = 0; i < t->nloggers; i++)
+            if ((st = ics_logger_flush(t->loggers[i], err))) return st;
+    }
+    t->summary.global_step = t->global_step;
+    t->summary.epoch = ics_train_epoch_of(t, t->global_step);
+    if (ics_config_bool(t->cfg, "train.test_at_end")) {
+        if ((st = sync_buffers(t, err))) return st;
+        ics_eval_result test;
+        if ((st = evaluate_split(t, t->model, "test", &test, err))) return st;
+        if ((st = log_eval(t, "test", &test, err))) return st;
+        t->summary.test_loss = test.loss;
+        t->summary.test_top1 = test.top1;
+        t->summary.test_top5 = test.top5;
+        if (t->rank == 0 && test.count > 0)
+            ICS_INFO("test: loss %.4f top-1 %.2f%% top-5 %.2f%% (%lld images)", test.loss, test.top1, test.top5,
+                     (long long)test.count);
+        ics_eval_result val = {t->summary.val_loss, t->summary.val_top1, t->summary.val_top5, 0};
+        if ((st = ics_train_save(t, "last.h5", "last", &val, &test, err))) return st;
+    }
+    for (int i = 0; i < t->nloggers; i++)
+        if ((st = ics_logger_flush(t->loggers[i], err))) return st;
+    return ics_train_write_results(t, err);
+}

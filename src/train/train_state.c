@@ -1,0 +1,175 @@
+/*
+ * The trainer's state on disk: checkpoints (rank 0 writes; every rank
+ * holds the same replicated state), resume, initial weights, and the
+ * run's results.json.
+ */
+#include "ics_build_config.h"
+#include "train/trainer_internal.h"
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "dist/dist.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+ics_status ics_train_save(ics_trainer *t, const char *name, const char *kind, const ics_eval_result *val,
+                          const ics_eval_result *test, ics_error *err)
+{
+    ics_status st = ICS_OK;
+    if (t->rank == 0) {
+        char path[1300];
+        snprintf(path, sizeof path, "%s/%s", t->ckpt_dir, name);
+        ics_checkpoint_info info;
+        ics_checkpoint_info_init(&info);
+        snprintf(info.arch, sizeof info.arch, "%s", ics_model_arch(t->model));
+        info.model_options = *ics_model_get_options(t->model);
+        info.epoch = ics_train_epoch_of(t, t->global_step);
+        info.global_step = t->global_step;
+        info.stage = t->stage;
+        info.world_size = t->world;
+        info.steps_per_epoch = t->steps_per_epoch;
+        snprintf(info.kind, sizeof info.kind, "%s", kind);
+        if (val && val->count > 0) {
+            info.val_loss = val->loss;
+            info.val_top1 = val->top1;
+            info.val_top5 = val->top5;
+        }
+        if (test && test->count > 0) {
+            info.test_loss = test->loss;
+            info.test_top1 = test->top1;
+            info.test_top5 = test->top5;
+        }
+        info.sparsity = ics_train_sparsity(t);
+        char *config_text = ics_config_to_string(t->cfg, ICS_CONFIG_PRINT_ORIGINS, err);
+        ics_checkpoint_writer *w = NULL;
+        st = config_text ? ics_checkpoint_begin(path, &w, err) : ICS_ERR_NOMEM;
+        if (!st) st = ics_checkpoint_put_info(w, &info, err);
+        if (!st) st = ics_checkpoint_put_model(w, t->model, err);
+        if (!st) st = ics_checkpoint_put_optim(w, t->model, t->optim, err);
+        if (!st && t->ema) st = ics_checkpoint_put_ema(w, t->model, t->ema, err);
+        if (!st) st = ics_checkpoint_put_text(w, "config", config_text, err);
+        if (!st) st = ics_checkpoint_put_text(w, "recipe_args", ics_config_string(t->cfg, "recipe.args"), err);
+        if (!st) st = ics_checkpoint_commit(w, err);
+        else if (w) ics_checkpoint_abort(w);
+        free(config_text);
+    }
+    /* Every rank learns whether rank 0 wrote it. */
+    return ics_dist_agree(st, err);
+}
+
+/* Loads weights (and, for a full resume, optimizer, EMA and the step) from
+ * a checkpoint, on every rank. */
+static ics_status load_checkpoint(ics_trainer *t, const char *path, int full, ics_error *err)
+{
+    ics_checkpoint_reader *r = NULL;
+    ics_status st = ics_checkpoint_open(path, &r, err);
+    if (st) return st;
+    const ics_checkpoint_info *info = ics_checkpoint_get_info(r);
+    if (strcmp(info->arch, ics_model_arch(t->model)) != 0) {
+        st = ICS_FAIL(err, ICS_ERR_CONFIG, "%s: checkpoint of %s, but model.arch is %s", path, info->arch,
+                      ics_model_arch(t->model));
+        ics_checkpoint_close(r);
+        return st;
+    }
+    st = ics_checkpoint_get_model(r, t->model, err);
+    if (!st && full) {
+        if (ics_checkpoint_has_optim(r)) st = ics_checkpoint_get_optim(r, t->model, t->optim, err);
+        if (!st && t->ema && ics_checkpoint_has_ema(r)) st = ics_checkpoint_get_ema(r, t->model, t->ema, err);
+        if (!st) {
+            /* Steps are recounted from the epoch so that a checkpoint made
+             * at another world size (another steps_per_epoch) resumes at
+             * the same point of the schedule. */
+            if (info->steps_per_epoch == t->steps_per_epoch)
+                t->global_step = info->global_step;
+            else
+                t->global_step = (int64_t)llround(info->epoch * (double)t->steps_per_epoch);
+        }
+    }
+    ics_checkpoint_close(r);
+    return st;
+}
+
+ics_status ics_train_init_from(ics_trainer *t, const char *path, ics_error *err)
+{
+    size_t len = strlen(path);
+    if (len > 4 && (strcmp(path + len - 4, ".pth") == 0 || strcmp(path + len - 3, ".pt") == 0))
+        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "%s: importing PyTorch checkpoints is not implemented yet", path);
+    return load_checkpoint(t, path, 0, err);
+}
+
+ics_status ics_train_resume(ics_trainer *t, ics_error *err)
+{
+    const char *resume = ics_config_string(t->cfg, "train.resume");
+    char path[1300] = "";
+    if (strcmp(resume, "never") == 0) {
+        path[0] = '\0';
+    } else if (strcmp(resume, "auto") == 0) {
+        snprintf(path, sizeof path, "%s/last.h5", t->ckpt_dir);
+        if (access(path, R_OK) != 0) path[0] = '\0';
+    } else {
+        snprintf(path, sizeof path, "%s", resume);
+    }
+    ics_status st = ICS_OK;
+    if (path[0]) {
+        st = load_checkpoint(t, path, 1, err);
+        if (!st && t->rank == 0)
+            ICS_INFO("resumed from %s at step %lld (epoch %.3f)", path, (long long)t->global_step,
+                     ics_train_epoch_of(t, t->global_step));
+    } else if (ics_config_string(t->cfg, "model.init_from")[0]) {
+        st = ics_train_init_from(t, ics_config_string(t->cfg, "model.init_from"), err);
+        if (!st && t->rank == 0) ICS_INFO("initial weights from %s", ics_config_string(t->cfg, "model.init_from"));
+    }
+    return ics_dist_agree(st, err);
+}
+
+ics_status ics_train_log_scalar(ics_trainer *t, const char *tag, double value, ics_error *err)
+{
+    double epoch = ics_train_epoch_of(t, t->global_step);
+    for (int i = 0; i < t->nloggers; i++) {
+        ics_status st = ics_logger_scalar(t->loggers[i], tag, t->global_step, epoch, value, err);
+        if (st) return st;
+    }
+    return ICS_OK;
+}
+
+/* JSON numbers: NaN has no JSON spelling; null says "not measured". */
+static void json_number(FILE *f, const char *key, double v, int last)
+{
+    if (isfinite(v))
+        fprintf(f, "  \"%s\": %.10g%s\n", key, v, last ? "" : ",");
+    else
+        fprintf(f, "  \"%s\": null%s\n", key, last ? "" : ",");
+}
+
+ics_status ics_train_write_results(ics_trainer *t, ics_error *err)
+{
+    if (t->rank != 0) return ICS_OK;
+    char path[1300], tmp[1320];
+    snprintf(path, sizeof path, "%s/results.json", t->run_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return ICS_FAIL(err, ICS_ERR_IO, "%s: cannot write results", tmp);
+    const ics_train_summary *s = &t->summary;
+    fprintf(f, "{\n  \"arch\": \"%s\",\n", ics_model_arch(t->model));
+    fprintf(f, "  \"global_step\": %lld,\n", (long long)s->global_step);
+    json_number(f, "epoch", s->epoch, 0);
+    json_number(f, "val_loss", s->val_loss, 0);
+    json_number(f, "val_top1", s->val_top1, 0);
+    json_number(f, "val_top5", s->val_top5, 0);
+    json_number(f, "best_val_top1", s->best_val_top1, 0);
+    json_number(f, "test_loss", s->test_loss, 0);
+    json_number(f, "test_top1", s->test_top1, 0);
+    json_number(f, "test_top5", s->test_top5, 0);
+    json_number(f, "train_images_per_sec", s->train_images_per_sec, 0);
+    json_number(f, "sparsity", s->sparsity, 1);
+    fprintf(f, "}\n");
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        remove(tmp);
+        return ICS_FAIL(err, ICS_ERR_IO, "%s: cannot write results", path);
+    }
+    return ICS_OK;
+}

@@ -1,0 +1,228 @@
+/*
+ * The trainer's set-up and tear-down: configuration -> dataset, model,
+ * optimizer, schedule, EMA, DDP, loggers; then resume or initial weights.
+ * The loop itself is in train_loop.c.
+ */
+#include "ics_build_config.h"
+#include "train/trainer_internal.h"
+
+#include "backend/backend.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "dist/dist.h"
+#include "train/optim_config.h"
+#include "train/preempt.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CFG_S(key) ics_config_string(t->cfg, key)
+#define CFG_I(key) ics_config_int(t->cfg, key)
+#define CFG_F(key) ics_config_float(t->cfg, key)
+#define CFG_B(key) ics_config_bool(t->cfg, key)
+
+static ics_status make_dirs(const char *dir, ics_error *err)
+{
+    char buf[1200];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return ICS_FAIL(err, ICS_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return ICS_FAIL(err, ICS_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
+    return ICS_OK;
+}
+
+/* Compute threads per rank: train.threads, or the cores shared out among
+ * this node's ranks. */
+static int pick_threads(const ics_trainer *t)
+{
+    long threads = (long)ics_config_int(t->cfg, "train.threads");
+    if (threads > 0) return (int)threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int local = ics_dist_local_size();
+    long per = cores / (local > 0 ? local : 1);
+    return per > 0 ? (int)per : 1;
+}
+
+static ics_status build_model(ics_trainer *t, ics_error *err)
+{
+    ics_model_options o;
+    ics_model_options_default(&o);
+    long long classes = CFG_I("model.num_classes");
+    long long channels = CFG_I("model.in_channels");
+    if (classes && classes != t->num_classes)
+        return ICS_FAIL(err, ICS_ERR_CONFIG, "model.num_classes is %lld but the dataset has %d classes", classes,
+                        t->num_classes);
+    if (channels && channels != t->channels)
+        return ICS_FAIL(err, ICS_ERR_CONFIG, "model.in_channels is %lld but the dataset has %d channels",
+                        channels, t->channels);
+    o.num_classes = t->num_classes;
+    o.in_channels = t->channels;
+    o.in_h = t->height;
+    o.in_w = t->width;
+    o.width_mult = (float)CFG_F("model.width_mult");
+    o.cifar_stem = CFG_B("model.cifar_stem");
+    o.dropout = (float)CFG_F("model.dropout");
+    ics_status st = ics_model_create(CFG_S("model.arch"), &o, &t->model, err);
+    if (st) return st;
+    ics_model_init_params(t->model, (uint64_t)CFG_I("run.seed"));
+    return ics_model_plan(t->model, t->batch_size, 1, err);
+}
+
+static ics_status build_optimizer(ics_trainer *t, ics_error *err)
+{
+    int nt = ics_model_num_tensors(t->model);
+    t->views = ics_calloc((size_t)nt, sizeof *t->views, "parameter views", err);
+    if (!t->views) return ICS_ERR_NOMEM;
+    for (int i = 0; i < nt; i++) {
+        const ics_tensor_info *ti = ics_model_tensor(t->model, i);
+        if (ti->kind == ICS_TENSOR_BUFFER || ti->kind == ICS_TENSOR_COUNTER) continue;
+        ics_param_view *v = &t->views[t->nviews++];
+        v->name = ti->name;
+        v->data = ics_model_tensor_data(t->model, i);
+        v->grad = ics_model_tensor_grad(t->model, i);
+        v->numel = (size_t)ti->numel;
+        v->ndim = ti->ndim;
+    }
+    ics_status st = ics_optim_create_from_config(&t->optim, t->cfg, t->views, t->nviews, err);
+    if (st) return st;
+    t->clip_grad_norm = CFG_F("optim.clip_grad_norm");
+    return ics_lr_schedule_from_config(&t->schedule, t->cfg, t->epochs, err);
+}
+
+static ics_status build_ema(ics_trainer *t, ics_error *err)
+{
+    ics_ema_config ec;
+    int enabled = 0;
+    ics_status st = ics_ema_config_from_config(&ec, &enabled, t->cfg, t->world, t->epochs, err);
+    if (st || !enabled) return st;
+    size_t np = 0, nb = 0;
+    ics_model_params(t->model, &np);
+    ics_model_buffers(t->model, &nb);
+    st = ics_ema_create(&t->ema, &ec, np, nb, err);
+    if (st) return st;
+    /* A second model evaluates the averaged weights (planned for inference). */
+    st = ics_model_create(ics_model_arch(t->model), ics_model_get_options(t->model), &t->ema_model, err);
+    if (!st) st = ics_model_plan(t->ema_model, t->batch_size, 0, err);
+    return st;
+}
+
+static ics_status open_loggers(ics_trainer *t, ics_error *err)
+{
+    if (t->rank != 0) return ICS_OK;
+    if (CFG_B("log.jsonl")) {
+        ics_status st = ics_logger_open(&t->loggers[t->nloggers], "jsonl", t->run_dir, err);
+        if (st) return st;
+        t->nloggers++;
+    }
+    if (CFG_B("log.tensorboard")) {
+        char dir[1200];
+        snprintf(dir, sizeof dir, "%s/tensorboard", t->run_dir);
+        ics_status st = ics_logger_open(&t->loggers[t->nloggers], "tensorboard", dir, err);
+        if (st) return st;
+        t->nloggers++;
+    }
+    return ICS_OK;
+}
+
+ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_error *err)
+{
+    *out = NULL;
+    ics_trainer *t = ics_calloc(1, sizeof *t, "the trainer", err);
+    if (!t) return ICS_ERR_NOMEM;
+    t->cfg = cfg;
+    t->rank = ics_dist_rank();
+    t->world = ics_dist_size();
+    t->batch_size = (int)CFG_I("train.batch_size");
+    t->accum_steps = (int)CFG_I("train.grad_accum_steps");
+    t->label_smoothing = CFG_F("train.label_smoothing");
+    t->epochs = CFG_F("train.epochs");
+    t->log_every = (int)CFG_I("log.every_steps");
+    t->best_val_top1 = -INFINITY;
+    t->stage = (int)CFG_I("recipe.stage") < 0 ? 0 : (int)CFG_I("recipe.stage");
+    snprintf(t->run_dir, sizeof t->run_dir, "%s", CFG_S("run.dir"));
+    snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/ckpt", t->run_dir);
+    ics_train_summary *s = &t->summary;
+    s->val_loss = s->val_top1 = s->val_top5 = NAN;
+    s->test_loss = s->test_top1 = s->test_top5 = NAN;
+    s->best_val_top1 = NAN;
+
+    ics_status st = ICS_OK;
+    if (t->rank == 0) {
+        st = make_dirs(t->run_dir, err);
+        if (!st) st = make_dirs(t->ckpt_dir, err);
+    }
+    st = ics_dist_agree(st, err);
+    if (st) goto fail;
+    ics_backend_cpu_set_threads(pick_threads(t));
+    if (CFG_B("train.amp") && strcmp(CFG_S("train.device"), "cpu") == 0 && t->rank == 0)
+        ICS_WARN("train.amp: mixed precision needs a GPU; training in float32 on the CPU");
+    if (strcmp(CFG_S("train.device"), "cuda") == 0) {
+        st = ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "train.device = \"cuda\": the CUDA backend is not implemented yet");
+        goto fail;
+    }
+    if ((st = ics_train_data_open(t, err))) goto fail;
+    if ((st = build_model(t, err))) goto fail;
+    if ((st = build_optimizer(t, err))) goto fail;
+    if ((st = build_ema(t, err))) goto fail;
+    if ((st = ics_ddp_create(t->model, 0, &t->ddp, err))) goto fail;
+    size_t logits = (size_t)t->batch_size * (size_t)t->num_classes;
+    t->dlogits = ics_malloc(logits * sizeof(float), "loss gradient", err);
+    t->probs = ics_malloc(logits * sizeof(float), "softmax probabilities", err);
+    if (!t->dlogits || !t->probs) {
+        st = ICS_ERR_NOMEM;
+        goto fail;
+    }
+    t->steps_per_epoch = (t->batches_per_epoch + t->accum_steps - 1) / t->accum_steps;
+    if (t->steps_per_epoch < 1) {
+        st = ICS_FAIL(err, ICS_ERR_CONFIG, "the training split has fewer than one batch per rank "
+                      "(train.batch_size = %d, %d ranks)", t->batch_size, t->world);
+        goto fail;
+    }
+    long long cap = CFG_I("train.max_steps_per_epoch");
+    if (cap > 0 && cap < t->steps_per_epoch) t->steps_per_epoch = cap;
+    t->total_steps = (int64_t)ceil(t->epochs * (double)t->steps_per_epoch - 1e-9);
+
+    /* Starting weights: identical on every rank (rank 0's, broadcast), then
+     * a checkpoint or init_from replaces them on every rank alike. */
+    if ((st = ics_ddp_broadcast_model(t->model, err))) goto fail;
+    if ((st = ics_train_resume(t, err))) goto fail;
+    if ((st = open_loggers(t, err))) goto fail;
+    st = ics_dist_agree(ICS_OK, err);
+    if (st) goto fail;
+    ics_preempt_install();
+    *out = t;
+    return ICS_OK;
+fail:
+    ics_dist_agree(st, NULL);
+    ics_trainer_destroy(t);
+    return st;
+}
+
+void ics_trainer_destroy(ics_trainer *t)
+{
+    if (!t) return;
+    for (int i = 0; i < t->nloggers; i++) ics_logger_close(t->loggers[i], NULL);
+    ics_train_data_close(t);
+    ics_ddp_destroy(t->ddp);
+    ics_ema_destroy(t->ema);
+    ics_model_destroy(t->ema_model);
+    ics_optim_destroy(t->optim);
+    free(t->views);
+    ics_model_destroy(t->model);
+    free(t->dlogits);
+    free(t->probs);
+    free(t);
+}
+
+const ics_train_summary *ics_trainer_summary(const ics_trainer *t) { return &t->summary; }
+ics_model *ics_trainer_model(ics_trainer *t) { return t->model; }
