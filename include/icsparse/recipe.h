@@ -73,23 +73,27 @@ typedef struct ics_sparsity_group {
 } ics_sparsity_group;
 
 typedef struct ics_pruning_spec {
-    double init_sparsity;   /* ignored when init_from_param */
-    int init_from_param;    /* init_sparsity: __FROM_PARAM__ (current zeros) */
+    double init_sparsity; /* ignored when init_from_param */
+    int init_from_param;  /* init_sparsity: __FROM_PARAM__ (current zeros) */
     size_t group_count;
     const ics_sparsity_group *groups;
-    ics_name_list params;   /* union of all groups' selectors */
+    ics_name_list params; /* union of all groups' selectors */
     int leave_enabled;
     ics_inter_func inter_func;
     ics_mask_type mask_type;
-    int mask_n, mask_m;          /* ICS_MASK_NM */
-    int block_rows, block_cols;  /* ICS_MASK_BLOCK */
+    int mask_n, mask_m;         /* ICS_MASK_NM */
+    int block_rows, block_cols; /* ICS_MASK_BLOCK */
     int global_sparsity;
     /* ACDC only */
     double compression_sparsity;
     int momentum_buffer_reset;
 } ics_pruning_spec;
 
-typedef enum ics_lr_func { ICS_LR_FUNC_LINEAR = 0, ICS_LR_FUNC_COSINE, ICS_LR_FUNC_CYCLIC_LINEAR } ics_lr_func;
+typedef enum ics_lr_func {
+    ICS_LR_FUNC_LINEAR = 0,
+    ICS_LR_FUNC_COSINE,
+    ICS_LR_FUNC_CYCLIC_LINEAR
+} ics_lr_func;
 
 typedef struct ics_lr_function_spec {
     ics_lr_func lr_func;
@@ -107,19 +111,19 @@ typedef enum ics_lr_class {
 typedef struct ics_lr_spec {
     ics_lr_class lr_class;
     double init_lr;
-    double step_size;         /* StepLR, epochs */
-    double gamma;             /* StepLR, MultiStepLR, ExponentialLR */
-    size_t milestone_count;   /* MultiStepLR: absolute epochs */
+    double step_size;       /* StepLR, epochs */
+    double gamma;           /* StepLR, MultiStepLR, ExponentialLR */
+    size_t milestone_count; /* MultiStepLR: absolute epochs */
     const double *milestones;
-    double lr_min;            /* CosineAnnealingWarmRestarts (eta_min) */
-    double cycle_epochs;      /* CosineAnnealingWarmRestarts (T_0, epochs) */
-    int cycle_mult;           /* CosineAnnealingWarmRestarts (T_mult) */
+    double lr_min;       /* CosineAnnealingWarmRestarts (eta_min) */
+    double cycle_epochs; /* CosineAnnealingWarmRestarts (T_0, epochs) */
+    int cycle_mult;      /* CosineAnnealingWarmRestarts (T_mult) */
 } ics_lr_spec;
 
 typedef struct ics_quantization_spec {
-    int has_submodules;            /* 0: the whole model */
+    int has_submodules; /* 0: the whole model */
     ics_name_list submodules;
-    const char *model_fuse_fn_name; /* NULL when not given */
+    const char *model_fuse_fn_name;             /* NULL when not given */
     double disable_quantization_observer_epoch; /* -1: never */
     double freeze_bn_stats_epoch;               /* -1: never */
     int quantize_embeddings;
@@ -140,7 +144,7 @@ typedef struct ics_trainable_spec {
 } ics_trainable_spec;
 
 typedef struct ics_distillation_spec {
-    double hardness;    /* loss = (1-h)*task + h*distill */
+    double hardness; /* loss = (1-h)*task + h*distill */
     double temperature;
     int has_output_keys;
     ics_name_list distill_output_keys;
@@ -149,17 +153,17 @@ typedef struct ics_distillation_spec {
 /* One modifier, evaluated and validated. */
 typedef struct ics_modifier {
     ics_modifier_type type;
-    const char *type_name; /* "GMPruningModifier" */
-    double start_epoch;    /* -1: from the start */
-    double end_epoch;      /* -1: never ends */
+    const char *type_name;   /* "GMPruningModifier" */
+    double start_epoch;      /* -1: from the start */
+    double end_epoch;        /* -1: never ends */
     double update_frequency; /* -1: every step (where the modifier has one) */
-    int stage;             /* index into the stages (0 for a flat recipe) */
-    int line, column;      /* of the !Tag in the source (0 when generated) */
+    int stage;               /* index into the stages (0 for a flat recipe) */
+    int line, column;        /* of the !Tag in the source (0 when generated) */
     union {
         ics_lr_function_spec lr_function;
         ics_lr_spec lr;
-        double learning_rate; /* SetLearningRateModifier */
-        double weight_decay;  /* SetWeightDecayModifier */
+        double learning_rate;     /* SetLearningRateModifier */
+        double weight_decay;      /* SetWeightDecayModifier */
         ics_pruning_spec pruning; /* GM, Magnitude, GlobalMagnitude, ACDC, Constant */
         ics_quantization_spec quantization;
         ics_trainable_spec trainable;
@@ -217,8 +221,8 @@ char *ics_recipe_to_yaml(const ics_recipe *recipe, ics_error *err);
 
 /* A model parameter as the selectors see it. */
 typedef struct ics_param_info {
-    const char *name;  /* torchvision state_dict name: "layer1.0.conv1.weight" */
-    int prunable;      /* weight of a Conv or Linear layer (__ALL_PRUNABLE__) */
+    const char *name; /* torchvision state_dict name: "layer1.0.conv1.weight" */
+    int prunable;     /* weight of a Conv or Linear layer (__ALL_PRUNABLE__) */
 } ics_param_info;
 
 /* Resolves selectors against params: exact names, "re:REGEX" (anchored at

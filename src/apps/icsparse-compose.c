@@ -14,13 +14,15 @@
 
 static const ics_app_option options[] = {
     {"explain", 0, 1, NULL, "RECIPE", "none", "print a normalized summary of RECIPE"},
-    {"recipe-args", 0, 1, "recipe.args", "JSON", NULL, "recipe variable overrides (JSON or YAML mapping)"},
+    {"recipe-args", 0, 1, "recipe.args", "JSON", NULL,
+     "recipe variable overrides (JSON or YAML mapping)"},
     {"arch", 0, 1, NULL, "ARCH", "none", "with --explain: show what each modifier selects in ARCH"},
     {"param-names", 0, 1, NULL, "FILE", "none",
      "with --explain: the model's parameters, one 'name prunable(0|1)' per line"},
     {"base", 0, 1, NULL, "RECIPE", "none", "compose: the recipe trained so far"},
     {"next", 0, 1, NULL, "RECIPE", "none", "compose: the next stage's recipe"},
-    {"output", 'o', 1, NULL, "FILE", "none", "compose: where the staged recipe goes (written atomically)"},
+    {"output", 'o', 1, NULL, "FILE", "none",
+     "compose: where the staged recipe goes (written atomically)"},
     {NULL, 0, 0, NULL, NULL, NULL, NULL}};
 
 typedef struct param_table {
@@ -55,7 +57,8 @@ static ics_status read_param_names(const char *path, param_table *t, ics_error *
     if (!t->text) return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: no parameter names", path);
     t->text[len] = '\0';
     size_t lines = 1;
-    for (size_t i = 0; i < len; i++) lines += t->text[i] == '\n';
+    for (size_t i = 0; i < len; i++)
+        lines += t->text[i] == '\n';
     t->params = calloc(lines, sizeof *t->params);
     if (!t->params) return ICS_FAIL(err, ICS_ERR_NOMEM, "%s: out of memory", path);
     int line_no = 0;
@@ -96,8 +99,10 @@ static ics_status explain(ics_app *app, const char *path, const char *args, ics_
         return ICS_FAIL(err, ICS_ERR_CONFIG, "give --arch or --param-names, not both");
     param_table t = {0};
     ics_status st = ICS_OK;
-    if (names) st = read_param_names(names, &t, err);
-    else if (arch) st = arch_param_names(arch, &t, err);
+    if (names)
+        st = read_param_names(names, &t, err);
+    else if (arch)
+        st = arch_param_names(arch, &t, err);
     ics_recipe *r = NULL;
     if (st == ICS_OK) st = ics_recipe_load_file(path, args, &r, err);
     if (st == ICS_OK) st = ics_recipe_explain(r, t.count ? t.params : NULL, t.count, stdout, err);
@@ -127,9 +132,11 @@ static ics_status write_atomically(const char *path, const char *text, ics_error
         bad |= fflush(f) != 0;
         bad |= fsync(fileno(f)) != 0;
         bad |= fclose(f) != 0;
-        if (bad) st = ICS_FAIL(err, ICS_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+        if (bad)
+            st = ICS_FAIL(err, ICS_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
         else if (rename(tmp, path) != 0)
-            st = ICS_FAIL(err, ICS_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+            st =
+                ICS_FAIL(err, ICS_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
         if (st != ICS_OK) unlink(tmp);
     }
     free(tmp);
@@ -176,6 +183,11 @@ int main(int argc, char **argv)
     static const ics_app_spec spec = {
         "icsparse-compose",
         "Explain a SparseML recipe, or compose the recipe trained so far with the next stage's.",
-        NULL, 0, 0, options, 0, run};
+        NULL,
+        0,
+        0,
+        options,
+        0,
+        run};
     return ics_app_main(&spec, argc, argv);
 }

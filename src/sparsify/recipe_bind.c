@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 ics_status rbind_epoch_range(rmod *m, const char *source, ics_error *err)
 {
     (void)m, (void)source, (void)err;
@@ -32,10 +31,11 @@ ics_status rbind_lr_function(rmod *m, const char *source, ics_error *err)
     s->final_lr = rmod_num(m, "final_lr", 0);
     s->cycle_epochs = rmod_num(m, "cycle_epochs", 0);
     if (s->init_lr < 0) return rmod_field_fail(m, source, "init_lr", err, "init_lr must be >= 0");
-    if (s->final_lr < 0) return rmod_field_fail(m, source, "final_lr", err, "final_lr must be >= 0");
+    if (s->final_lr < 0)
+        return rmod_field_fail(m, source, "final_lr", err, "final_lr must be >= 0");
     if (s->lr_func == ICS_LR_FUNC_CYCLIC_LINEAR && !(s->cycle_epochs > 0))
         return rmod_field_fail(m, source, "cycle_epochs", err,
-                          "lr_func cyclic_linear needs cycle_epochs > 0");
+                               "lr_func cyclic_linear needs cycle_epochs > 0");
     return ICS_OK;
 }
 
@@ -49,10 +49,12 @@ ics_status rbind_lr(rmod *m, const char *source, ics_error *err)
     static const char *const allowed[] = {"step_size gamma", "milestones gamma", "gamma",
                                           "lr_min cycle_epochs cycle_mult"};
     int k = 0;
-    while (strcmp(classes[k], cls) != 0) k++;
+    while (strcmp(classes[k], cls) != 0)
+        k++;
     s->lr_class = (ics_lr_class)k;
     s->init_lr = rmod_num(m, "init_lr", 0);
-    if (!(s->init_lr >= 0)) return rmod_field_fail(m, source, "init_lr", err, "init_lr must be >= 0");
+    if (!(s->init_lr >= 0))
+        return rmod_field_fail(m, source, "init_lr", err, "init_lr must be >= 0");
     const rv *kw = rmod_get(m, "lr_kwargs");
     s->gamma = 0.1;
     s->cycle_mult = 1;
@@ -87,15 +89,24 @@ ics_status rbind_lr(rmod *m, const char *source, ics_error *err)
         if (!rv_is_number(v))
             return RECIPE_FAIL(err, source, v->line, v->column, "%s: lr_kwargs %s must be a number",
                                m->pub.type_name, key);
-        if (strcmp(key, "gamma") == 0) s->gamma = v->num;
-        else if (strcmp(key, "step_size") == 0) s->step_size = v->num;
-        else if (strcmp(key, "lr_min") == 0) s->lr_min = v->num;
-        else if (strcmp(key, "cycle_epochs") == 0) s->cycle_epochs = v->num;
-        else s->cycle_mult = (int)v->num;
+        if (strcmp(key, "gamma") == 0)
+            s->gamma = v->num;
+        else if (strcmp(key, "step_size") == 0)
+            s->step_size = v->num;
+        else if (strcmp(key, "lr_min") == 0)
+            s->lr_min = v->num;
+        else if (strcmp(key, "cycle_epochs") == 0)
+            s->cycle_epochs = v->num;
+        else
+            s->cycle_mult = (int)v->num;
     }
-    const char *need = k == 0 ? "step_size" : k == 1 ? "milestones" : k == 2 ? "gamma" : "cycle_epochs";
+    const char *need = k == 0   ? "step_size"
+                       : k == 1 ? "milestones"
+                       : k == 2 ? "gamma"
+                                : "cycle_epochs";
     if (!kw || !rv_map_get(kw, need))
-        return rmod_field_fail(m, source, "lr_kwargs", err, "lr_kwargs needs '%s' for %s", need, cls);
+        return rmod_field_fail(m, source, "lr_kwargs", err, "lr_kwargs needs '%s' for %s", need,
+                               cls);
     if (k == 0 && !(s->step_size > 0))
         return rmod_field_fail(m, source, "lr_kwargs", err, "step_size must be > 0");
     if (k == 3 && !(s->cycle_epochs > 0))
@@ -166,18 +177,19 @@ ics_status rbind_quantization(rmod *m, const char *source, ics_error *err)
     int values[] = {s->num_bits, s->activation_bits, s->weight_bits};
     for (int i = 0; i < 3; i++)
         if (values[i] < 2 || values[i] > 16)
-            return rmod_field_fail(m, source, bits[i], err, "%s must be in [2, 16], got %d", bits[i],
-                              values[i]);
+            return rmod_field_fail(m, source, bits[i], err, "%s must be in [2, 16], got %d",
+                                   bits[i], values[i]);
     double start = m->pub.start_epoch;
     if (s->disable_quantization_observer_epoch != -1 && start != -1 &&
         s->disable_quantization_observer_epoch < start)
-        return rmod_field_fail(m, source, "disable_quantization_observer_epoch", err,
-                          "disable_quantization_observer_epoch (%g) must be >= start_epoch (%g)",
-                          s->disable_quantization_observer_epoch, start);
+        return rmod_field_fail(
+            m, source, "disable_quantization_observer_epoch", err,
+            "disable_quantization_observer_epoch (%g) must be >= start_epoch (%g)",
+            s->disable_quantization_observer_epoch, start);
     if (s->freeze_bn_stats_epoch != -1 && start != -1 && s->freeze_bn_stats_epoch < start)
         return rmod_field_fail(m, source, "freeze_bn_stats_epoch", err,
-                          "freeze_bn_stats_epoch (%g) must be >= start_epoch (%g)",
-                          s->freeze_bn_stats_epoch, start);
+                               "freeze_bn_stats_epoch (%g) must be >= start_epoch (%g)",
+                               s->freeze_bn_stats_epoch, start);
     return ICS_OK;
 }
 
@@ -188,7 +200,8 @@ ics_status rbind_trainable(rmod *m, const char *source, ics_error *err)
     s->params_strict = rmod_bool(m, "params_strict", 1);
     ics_status st = rmod_names(m, rmod_get(m, "params"), &s->params, err);
     if (st == ICS_OK && s->params.count == 0)
-        return rmod_field_fail(m, source, "params", err, "params must select at least one parameter");
+        return rmod_field_fail(m, source, "params", err,
+                               "params must select at least one parameter");
     return st;
 }
 
@@ -199,12 +212,11 @@ ics_status rbind_distillation(rmod *m, const char *source, ics_error *err)
     s->temperature = rmod_num(m, "temperature", 2.0);
     if (!(s->hardness >= 0 && s->hardness <= 1))
         return rmod_field_fail(m, source, "hardness", err, "hardness must be in [0, 1], got %g",
-                          s->hardness);
+                               s->hardness);
     if (!(s->temperature > 0))
         return rmod_field_fail(m, source, "temperature", err, "temperature must be > 0, got %g",
-                          s->temperature);
+                               s->temperature);
     const rv *keys = rmod_get(m, "distill_output_keys");
     s->has_output_keys = keys != NULL;
     return rmod_names(m, keys, &s->distill_output_keys, err);
 }
-

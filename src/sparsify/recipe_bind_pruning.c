@@ -29,9 +29,12 @@ static ics_status bind_mask(rmod *m, const char *source, ics_pruning_spec *s, ic
     const char *t = v->s;
     int n = 0, mm = 0;
     char tail;
-    if (strcmp(t, "unstructured") == 0) s->mask_type = ICS_MASK_UNSTRUCTURED;
-    else if (strcmp(t, "channel") == 0) s->mask_type = ICS_MASK_CHANNEL;
-    else if (strcmp(t, "filter") == 0) s->mask_type = ICS_MASK_FILTER;
+    if (strcmp(t, "unstructured") == 0)
+        s->mask_type = ICS_MASK_UNSTRUCTURED;
+    else if (strcmp(t, "channel") == 0)
+        s->mask_type = ICS_MASK_CHANNEL;
+    else if (strcmp(t, "filter") == 0)
+        s->mask_type = ICS_MASK_FILTER;
     else if (strcmp(t, "block4") == 0 || strcmp(t, "block") == 0) {
         s->mask_type = ICS_MASK_BLOCK;
         s->block_rows = 1;
@@ -46,9 +49,9 @@ static ics_status bind_mask(rmod *m, const char *source, ics_pruning_spec *s, ic
         s->mask_m = mm;
     } else {
         return rmod_field_fail(m, source, "mask_type", err,
-                          "unknown mask_type '%s' (unstructured, channel, filter, block4, "
-                          "tensorrt, \"N:M\" with 0 < N < M, or [rows, cols])",
-                          t);
+                               "unknown mask_type '%s' (unstructured, channel, filter, block4, "
+                               "tensorrt, \"N:M\" with 0 < N < M, or [rows, cols])",
+                               t);
     }
     return ICS_OK;
 }
@@ -60,8 +63,9 @@ ics_status rbind_pruning(rmod *m, const char *source, ics_error *err)
     ics_status st = rmod_names(m, rmod_get(m, "params"), &s->params, err);
     if (st != ICS_OK) return st;
     s->leave_enabled = rmod_bool(m, "leave_enabled", type != ICS_MOD_CONSTANT_PRUNING);
-    s->global_sparsity = rmod_bool(m, "global_sparsity", type == ICS_MOD_GLOBAL_MAGNITUDE_PRUNING ||
-                                                         type == ICS_MOD_ACDC_PRUNING);
+    s->global_sparsity =
+        rmod_bool(m, "global_sparsity",
+                  type == ICS_MOD_GLOBAL_MAGNITUDE_PRUNING || type == ICS_MOD_ACDC_PRUNING);
     if (type == ICS_MOD_GLOBAL_MAGNITUDE_PRUNING) s->global_sparsity = 1;
     s->momentum_buffer_reset = rmod_bool(m, "momentum_buffer_reset", 0);
     const char *inter = rmod_str(m, "inter_func");
@@ -74,16 +78,18 @@ ics_status rbind_pruning(rmod *m, const char *source, ics_error *err)
     if (type == ICS_MOD_CONSTANT_PRUNING) {
         if (m->pub.update_frequency != -1)
             return rmod_field_fail(m, source, "update_frequency", err,
-                              "update_frequency must be -1 (the mask is fixed)");
+                                   "update_frequency must be -1 (the mask is fixed)");
         s->init_from_param = 1;
         return ICS_OK;
     }
-    if (s->params.count == 0 && !(rmod_get(m, "final_sparsity") &&
-                                  rmod_get(m, "final_sparsity")->kind == RV_MAP))
-        return rmod_field_fail(m, source, "params", err, "params must select at least one parameter");
+    if (s->params.count == 0 &&
+        !(rmod_get(m, "final_sparsity") && rmod_get(m, "final_sparsity")->kind == RV_MAP))
+        return rmod_field_fail(m, source, "params", err,
+                               "params must select at least one parameter");
     if (!(m->pub.update_frequency > 0 || m->pub.update_frequency == -1))
         return rmod_field_fail(m, source, "update_frequency", err,
-                          "update_frequency must be > 0 or -1, got %g", m->pub.update_frequency);
+                               "update_frequency must be > 0 or -1, got %g",
+                               m->pub.update_frequency);
 
     if (type == ICS_MOD_ACDC_PRUNING) {
         s->compression_sparsity = rmod_num(m, "compression_sparsity", 0);
@@ -91,7 +97,7 @@ ics_status rbind_pruning(rmod *m, const char *source, ics_error *err)
         if (st != ICS_OK) return st;
         if (!(m->pub.update_frequency > 0))
             return rmod_field_fail(m, source, "update_frequency", err,
-                              "update_frequency (the phase length) must be > 0");
+                                   "update_frequency (the phase length) must be > 0");
         if (m->pub.start_epoch < 0)
             return rmod_field_fail(m, source, "start_epoch", err, "start_epoch must be >= 0");
         /* AC/DC alternates decompressed (even) and compressed (odd) phases of
@@ -103,10 +109,11 @@ ics_status rbind_pruning(rmod *m, const char *source, ics_error *err)
         double phases = floor((m->pub.end_epoch - m->pub.start_epoch) / f + 1e-9);
         if (fmod(phases, 2.0) != 0) phases -= 1;
         if (phases < 2)
-            return rmod_field_fail(m, source, "end_epoch", err,
-                              "the range [%g, %g) holds no decompressed + compressed phase pair "
-                              "of %g epochs",
-                              m->pub.start_epoch, m->pub.end_epoch, f);
+            return rmod_field_fail(
+                m, source, "end_epoch", err,
+                "the range [%g, %g) holds no decompressed + compressed phase pair "
+                "of %g epochs",
+                m->pub.start_epoch, m->pub.end_epoch, f);
         double end = m->pub.start_epoch + phases * f;
         if (end != m->pub.end_epoch) {
             ICS_WARN("%s:%d: ACDCPruningModifier end_epoch %g shortened to %g so that training "
@@ -128,14 +135,15 @@ ics_status rbind_pruning(rmod *m, const char *source, ics_error *err)
 
     /* gradual magnitude pruning */
     if (rmod_bool(m, "phased", 0))
-        return rmod_field_fail(m, source, "phased", err, "phased pruning is not supported (as upstream)");
+        return rmod_field_fail(m, source, "phased", err,
+                               "phased pruning is not supported (as upstream)");
     const char *score = rmod_str(m, "score_type");
     if (score && strcmp(score, "magnitude") != 0)
-        return rmod_field_fail(m, source, "score_type", err, "score_type must be 'magnitude', got '%s'",
-                          score);
+        return rmod_field_fail(m, source, "score_type", err,
+                               "score_type must be 'magnitude', got '%s'", score);
     if (m->pub.end_epoch != -1 && m->pub.end_epoch == m->pub.start_epoch)
         return rmod_field_fail(m, source, "end_epoch", err,
-                          "end_epoch must be greater than start_epoch for gradual pruning");
+                               "end_epoch must be greater than start_epoch for gradual pruning");
     const rv *init = rmod_get(m, "init_sparsity");
     if (init->kind == RV_STRING) {
         s->init_from_param = 1;
@@ -159,8 +167,8 @@ ics_status rbind_pruning(rmod *m, const char *source, ics_error *err)
     /* {sparsity: [params]}: each group its own target; params must be [] */
     if (s->params.count)
         return rmod_field_fail(m, source, "params", err,
-                          "with a final_sparsity mapping, params must be [] (the mapping "
-                          "lists the parameters)");
+                               "with a final_sparsity mapping, params must be [] (the mapping "
+                               "lists the parameters)");
     ics_sparsity_group *groups = rmod_alloc(m, fin->count * sizeof *groups, err);
     if (!groups) return err ? err->status : ICS_ERR_NOMEM;
     size_t total = 0;
@@ -196,4 +204,3 @@ ics_status rbind_pruning(rmod *m, const char *source, ics_error *err)
     s->params.columns = columns;
     return ICS_OK;
 }
-

@@ -7,8 +7,8 @@
  * start_epoch and end_epoch (-1 ends stay -1), QuantizationModifier's
  * disable_quantization_observer_epoch and freeze_bn_stats_epoch (as
  * upstream's QuantizationModifier.advance_epochs), and MultiStepLR
- * milestones, which are absolute epochs too (an icsparse addition). A next start_epoch of -1 ("from the start") becomes base_end
- * (upstream's advance_epochs: max(0, start) + base_end).
+ * milestones, which are absolute epochs too (an icsparse addition). A next start_epoch of -1 ("from
+ * the start") becomes base_end (upstream's advance_epochs: max(0, start) + base_end).
  */
 #include "ics_build_config.h"
 #include "sparsify/recipe_internal.h"
@@ -63,8 +63,8 @@ ics_status ics_recipe_compose(const ics_recipe *base, const ics_recipe *next, ic
     } else if (!base->staged && next->staged) {
         snprintf(base_name, sizeof base_name, "pre_%s", next->stages[0].name);
     }
-    const char **bnames = ics_calloc(base->stage_count + next->stage_count, sizeof *bnames,
-                                     "stage names", err);
+    const char **bnames =
+        ics_calloc(base->stage_count + next->stage_count, sizeof *bnames, "stage names", err);
     if (!bnames) return err ? err->status : ICS_ERR_NOMEM;
     const char **nnames = bnames + base->stage_count;
     for (size_t s = 0; s < base->stage_count; s++)

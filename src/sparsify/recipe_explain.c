@@ -15,12 +15,18 @@
 void recipe_epoch_range_text(const ics_modifier *m, char *buf, size_t size)
 {
     char start[32], end[32];
-    if (m->start_epoch == -1) snprintf(start, sizeof start, "the start");
-    else snprintf(start, sizeof start, "%g", m->start_epoch);
-    if (m->end_epoch == -1) snprintf(end, sizeof end, "never ends");
-    else snprintf(end, sizeof end, "%g", m->end_epoch);
-    if (m->end_epoch == -1) snprintf(buf, size, "from %s, never ends", start);
-    else snprintf(buf, size, "from %s to %s", start, end);
+    if (m->start_epoch == -1)
+        snprintf(start, sizeof start, "the start");
+    else
+        snprintf(start, sizeof start, "%g", m->start_epoch);
+    if (m->end_epoch == -1)
+        snprintf(end, sizeof end, "never ends");
+    else
+        snprintf(end, sizeof end, "%g", m->end_epoch);
+    if (m->end_epoch == -1)
+        snprintf(buf, size, "from %s, never ends", start);
+    else
+        snprintf(buf, size, "from %s to %s", start, end);
 }
 
 static const ics_name_list *selectors_of(const ics_modifier *m)
@@ -30,20 +36,24 @@ static const ics_name_list *selectors_of(const ics_modifier *m)
     case ICS_MOD_MAGNITUDE_PRUNING:
     case ICS_MOD_GLOBAL_MAGNITUDE_PRUNING:
     case ICS_MOD_ACDC_PRUNING:
-    case ICS_MOD_CONSTANT_PRUNING: return &m->u.pruning.params;
-    case ICS_MOD_TRAINABLE_PARAMS: return &m->u.trainable.params;
-    default: return NULL;
+    case ICS_MOD_CONSTANT_PRUNING:
+        return &m->u.pruning.params;
+    case ICS_MOD_TRAINABLE_PARAMS:
+        return &m->u.trainable.params;
+    default:
+        return NULL;
     }
 }
 
-ics_status ics_recipe_explain(const ics_recipe *r, const ics_param_info *params,
-                              size_t param_count, FILE *out, ics_error *err)
+ics_status ics_recipe_explain(const ics_recipe *r, const ics_param_info *params, size_t param_count,
+                              FILE *out, ics_error *err)
 {
     rbuf b = {0};
     rbuf_printf(&b, "recipe: %s\n", r->source);
     if (r->staged) {
         rbuf_printf(&b, "layout: staged, %zu stages:", r->stage_count);
-        for (size_t s = 0; s < r->stage_count; s++) rbuf_printf(&b, " %s", r->stages[s].name);
+        for (size_t s = 0; s < r->stage_count; s++)
+            rbuf_printf(&b, " %s", r->stages[s].name);
         rbuf_printf(&b, "\n");
     } else {
         rbuf_printf(&b, "layout: flat\n");
@@ -77,7 +87,8 @@ ics_status ics_recipe_explain(const ics_recipe *r, const ics_param_info *params,
                 break;
             }
             size_t count = 0;
-            for (size_t p = 0; p < param_count; p++) count += selected[p];
+            for (size_t p = 0; p < param_count; p++)
+                count += selected[p];
             rbuf_printf(&b, "    selects %zu of %zu parameters:\n", count, param_count);
             for (size_t p = 0; p < param_count; p++)
                 if (selected[p]) rbuf_printf(&b, "      %s\n", params[p].name);

@@ -85,7 +85,8 @@ int rexpr_parse_number(const char *text, rnum *out)
         p++;
         if (*p == '+' || *p == '-') p++;
         if (!isdigit((unsigned char)*p)) return 0;
-        while (isdigit((unsigned char)*p)) p++;
+        while (isdigit((unsigned char)*p))
+            p++;
     }
     if (*p) return 0;
     errno = 0;
@@ -214,8 +215,10 @@ static ics_status parse_primary(xparser *p, rnum *out)
                     if (nargs == 16) return xfail(p, p->pos, "too many arguments%s", "");
                     /* NAME = ...: a keyword argument (Python allows round(x, ndigits=1)) */
                     size_t look = p->pos;
-                    while (isalnum((unsigned char)p->text[look]) || p->text[look] == '_') look++;
-                    while (p->text[look] == ' ' || p->text[look] == '\t') look++;
+                    while (isalnum((unsigned char)p->text[look]) || p->text[look] == '_')
+                        look++;
+                    while (p->text[look] == ' ' || p->text[look] == '\t')
+                        look++;
                     if (look > p->pos && p->text[look] == '=' && p->text[look + 1] != '=')
                         return xfail(p, p->pos, "keyword arguments are not supported%s", "");
                     ics_status st = parse_expr(p, &args[nargs++]);
@@ -237,8 +240,9 @@ static ics_status parse_primary(xparser *p, rnum *out)
     }
     if (c == '\0') return xfail(p, at, "unexpected end of expression%s", "");
     char tok[2] = {c, '\0'};
-    return xfail(p, at, "unexpected '%s' (only numbers, variables, + - * / // %% ** ( ) and "
-                        "abs float int min max round)",
+    return xfail(p, at,
+                 "unexpected '%s' (only numbers, variables, + - * / // %% ** ( ) and "
+                 "abs float int min max round)",
                  tok);
 }
 
@@ -295,10 +299,14 @@ static ics_status parse_term(xparser *p, rnum *out)
         skip_space(p);
         const char *s = p->text + p->pos;
         int op;
-        if (s[0] == '/' && s[1] == '/') op = 'f';
-        else if (s[0] == '*' && s[1] != '*') op = '*';
-        else if (s[0] == '/' || s[0] == '%') op = s[0];
-        else return ICS_OK;
+        if (s[0] == '/' && s[1] == '/')
+            op = 'f';
+        else if (s[0] == '*' && s[1] != '*')
+            op = '*';
+        else if (s[0] == '/' || s[0] == '%')
+            op = s[0];
+        else
+            return ICS_OK;
         size_t at = p->pos;
         p->pos += op == 'f' ? 2 : 1;
         rnum b;
@@ -308,10 +316,18 @@ static ics_status parse_term(xparser *p, rnum *out)
         int both_int = a.is_int && b.is_int;
         if (op != '*' && b.v == 0.0) return xfail(p, at, "division by zero%s", "");
         switch (op) {
-        case '*': *out = mk(a.v * b.v, both_int); break;
-        case '/': *out = mk(a.v / b.v, 0); break;
-        case 'f': *out = mk(py_floor_div(a.v, b.v), both_int); break;
-        default: *out = mk(py_mod(a.v, b.v), both_int); break;
+        case '*':
+            *out = mk(a.v * b.v, both_int);
+            break;
+        case '/':
+            *out = mk(a.v / b.v, 0);
+            break;
+        case 'f':
+            *out = mk(py_floor_div(a.v, b.v), both_int);
+            break;
+        default:
+            *out = mk(py_mod(a.v, b.v), both_int);
+            break;
         }
     }
 }

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 const rv *rmod_get(const rmod *m, const char *key)
 {
     return rv_map_get(&m->fields, key);
@@ -41,7 +40,7 @@ const char *rmod_str(const rmod *m, const char *key)
 
 /* An error at a field (or the modifier when the field is a default). */
 ics_status rmod_field_fail(const rmod *m, const char *source, const char *key, ics_error *err,
-                             const char *fmt, ...)
+                           const char *fmt, ...)
 {
     char msg[600];
     va_list ap;
@@ -56,8 +55,8 @@ ics_status rmod_field_fail(const rmod *m, const char *source, const char *key, i
 
 void *rmod_alloc(rmod *m, size_t bytes, ics_error *err)
 {
-    void **allocs = ics_realloc(m->allocs, (m->alloc_count + 1) * sizeof *allocs,
-                                "modifier storage", err);
+    void **allocs =
+        ics_realloc(m->allocs, (m->alloc_count + 1) * sizeof *allocs, "modifier storage", err);
     if (!allocs) return NULL;
     m->allocs = allocs;
     void *p = ics_calloc(1, bytes ? bytes : 1, "modifier storage", err);
@@ -98,10 +97,9 @@ ics_status rmod_names(rmod *m, const rv *list, ics_name_list *out, ics_error *er
 }
 
 ics_status rmod_check_fraction(const rmod *m, const char *source, const char *key, double v,
-                                 ics_error *err)
+                               ics_error *err)
 {
     if (!(v >= 0.0 && v < 1.0))
         return rmod_field_fail(m, source, key, err, "%s must be in [0, 1), got %g", key, v);
     return ICS_OK;
 }
-

@@ -31,8 +31,9 @@
 ics_status recipe_fail_at(ics_error *err, ics_status status, const char *file, int src_line,
                           const char *source, int line, int column, const char *fmt, ...)
     __attribute__((format(printf, 8, 9)));
-#define RECIPE_FAIL(err, source, line, column, ...) \
-    recipe_fail_at((err), ICS_ERR_FORMAT, __FILE__, __LINE__, (source), (line), (column), __VA_ARGS__)
+#define RECIPE_FAIL(err, source, line, column, ...)                                                \
+    recipe_fail_at((err), ICS_ERR_FORMAT, __FILE__, __LINE__, (source), (line), (column),          \
+                   __VA_ARGS__)
 
 /* ---- YAML document tree ---------------------------------------------- */
 
@@ -89,8 +90,8 @@ typedef struct rv {
     rv_kind kind;
     int line, column;
     int b;
-    double num;  /* RV_INT and RV_FLOAT */
-    char *s;     /* RV_STRING */
+    double num; /* RV_INT and RV_FLOAT */
+    char *s;    /* RV_STRING */
     size_t count;
     struct rv *items; /* RV_LIST, RV_MAP values */
     char **keys;      /* RV_MAP keys */
@@ -119,8 +120,8 @@ void rbuf_value(rbuf *b, const rv *v);
 
 typedef struct rvar {
     const char *name;
-    ynode *node;  /* the value node (its override, if any, is set on it) */
-    int state; /* 0 new, 1 evaluating, 2 done */
+    ynode *node; /* the value node (its override, if any, is set on it) */
+    int state;   /* 0 new, 1 evaluating, 2 done */
     int numeric;
     rnum value;
 } rvar;
@@ -146,9 +147,9 @@ ics_status rvalue_from_node(const rscope *scope, const ynode *node, rv *out, ics
 typedef struct rmod {
     ics_modifier pub;
     const struct rschema *schema;
-    rv fields;        /* RV_MAP in schema order: effective values */
+    rv fields; /* RV_MAP in schema order: effective values */
     size_t source_index;
-    void **allocs;    /* storage behind pub's arrays */
+    void **allocs; /* storage behind pub's arrays */
     size_t alloc_count;
 } rmod;
 
@@ -196,7 +197,7 @@ ics_status rbind_distillation(rmod *m, const char *source, ics_error *err);
 /* ---- the recipe -------------------------------------------------------- */
 
 typedef struct rstage {
-    char *name; /* NULL for a flat recipe */
+    char *name;  /* NULL for a flat recipe */
     rv metadata; /* RV_NULL when absent */
 } rstage;
 

@@ -38,8 +38,8 @@ ics_status recipe_new(const char *source, ics_recipe **out, ics_error *err)
 
 ics_status recipe_add_stage(ics_recipe *r, const char *name, ics_error *err)
 {
-    rstage *stages = ics_realloc(r->stages, (r->stage_count + 1) * sizeof *stages, "recipe stages",
-                                 err);
+    rstage *stages =
+        ics_realloc(r->stages, (r->stage_count + 1) * sizeof *stages, "recipe stages", err);
     if (!stages) return err ? err->status : ICS_ERR_NOMEM;
     r->stages = stages;
     rstage *s = &r->stages[r->stage_count];
@@ -64,7 +64,8 @@ ics_status recipe_add_mod(ics_recipe *r, rmod *mod, ics_error *err)
 void ics_recipe_destroy(ics_recipe *r)
 {
     if (!r) return;
-    for (size_t i = 0; i < r->mod_count; i++) rmod_free(r->mods[i]);
+    for (size_t i = 0; i < r->mod_count; i++)
+        rmod_free(r->mods[i]);
     free(r->mods);
     for (size_t i = 0; i < r->stage_count; i++) {
         free(r->stages[i].name);
@@ -85,7 +86,8 @@ static int mod_compare(const void *pa, const void *pb)
     double ea = a->pub.end_epoch == -1 ? 1e300 : a->pub.end_epoch;
     double eb = b->pub.end_epoch == -1 ? 1e300 : b->pub.end_epoch;
     if (ea != eb) return ea < eb ? -1 : 1;
-    if (a->pub.start_epoch != b->pub.start_epoch) return a->pub.start_epoch < b->pub.start_epoch ? -1 : 1;
+    if (a->pub.start_epoch != b->pub.start_epoch)
+        return a->pub.start_epoch < b->pub.start_epoch ? -1 : 1;
     int c = strcmp(a->pub.type_name, b->pub.type_name);
     if (c) return c;
     return a->source_index < b->source_index ? -1 : a->source_index > b->source_index;
@@ -303,9 +305,12 @@ static ics_status parse_recipe_args(const char *text, ynode **out, ics_error *er
         char *eq = strchr(pair, '=');
         char *key = pair, *value = eq ? eq + 1 : NULL;
         if (eq) *eq = '\0';
-        while (*key == ' ') key++;
-        for (char *e = key + strlen(key); e > key && e[-1] == ' ';) *--e = '\0';
-        while (value && *value == ' ') value++;
+        while (*key == ' ')
+            key++;
+        for (char *e = key + strlen(key); e > key && e[-1] == ' ';)
+            *--e = '\0';
+        while (value && *value == ' ')
+            value++;
         for (char *e = value ? value + strlen(value) : NULL; e && e > value && e[-1] == ' ';)
             *--e = '\0';
         if (!value || strchr(value, '=') || !key[0] || strpbrk(key, "{}!'\" []")) {
@@ -316,8 +321,10 @@ static ics_status parse_recipe_args(const char *text, ynode **out, ics_error *er
         }
         rnum r;
         rbuf_printf(&b, "%s%s: ", first ? "" : ", ", key);
-        if (rexpr_parse_number(value, &r)) rbuf_printf(&b, "%s", value);
-        else rbuf_string(&b, value);
+        if (rexpr_parse_number(value, &r))
+            rbuf_printf(&b, "%s", value);
+        else
+            rbuf_string(&b, value);
         p += len + (comma ? 1 : 0);
         if (!comma) break;
     }
@@ -357,8 +364,8 @@ static ics_status load_tree(ynode *root, const char *source, const char *recipe_
     layout global = {.scope = {.source = source}};
     /* at most one stage per top-level key */
     int max_stages = (int)(root->count / 2) + 1;
-    layout *stage_layouts = ics_calloc((size_t)max_stages, sizeof *stage_layouts, "recipe stages",
-                                       err);
+    layout *stage_layouts =
+        ics_calloc((size_t)max_stages, sizeof *stage_layouts, "recipe stages", err);
     ynode **stage_keys = ics_calloc((size_t)max_stages, sizeof *stage_keys, "recipe stages", err);
     int stage_count = 0;
     ynode *args = NULL;
@@ -413,7 +420,8 @@ static ics_status load_tree(ynode *root, const char *source, const char *recipe_
         st = rvalue_from_node(&global.scope, global.metadata, &r->metadata, err);
     }
     rscope_free(&global.scope);
-    for (int s = 0; s < stage_count; s++) rscope_free(&stage_layouts[s].scope);
+    for (int s = 0; s < stage_count; s++)
+        rscope_free(&stage_layouts[s].scope);
     free(stage_layouts);
     free(stage_keys);
     yn_free(args);
@@ -455,7 +463,8 @@ static ics_status front_matter(const char *text, const char *path, const char **
     const char *p = NULL;
     for (const char *line = text; line && *line;) {
         const char *q = line;
-        while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n') q++;
+        while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
+            q++;
         if (strncmp(q, "---", 3) == 0 || strncmp(q, "+++", 3) == 0) {
             p = q + 3;
             break;
@@ -472,7 +481,8 @@ static ics_status front_matter(const char *text, const char *path, const char **
         return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: the YAML front matter has no closing '---'",
                         path);
     int lines = 0;
-    for (const char *q = text; q < p; q++) lines += *q == '\n';
+    for (const char *q = text; q < p; q++)
+        lines += *q == '\n';
     *start = p;
     *length = (size_t)(end - p);
     *line_offset = lines;

@@ -26,15 +26,15 @@ typedef enum fkind {
     FK_INT,
     FK_BOOL,
     FK_STRING,
-    FK_ENUM,         /* a string among choices */
-    FK_NAMES,        /* a string or a list of strings -> list */
-    FK_NAMES_OR_NULL,/* same, null means "not given" */
-    FK_SPARSITY,     /* a number or {sparsity: [names]} */
-    FK_INIT_SPARSITY,/* a number or __FROM_PARAM__ */
-    FK_MASK,         /* a mask type string or [rows, cols] */
-    FK_MAP,          /* a mapping, checked by bind */
-    FK_LIST,         /* a list of numbers or strings */
-    FK_IGNORED       /* accepted and dropped (log_types) */
+    FK_ENUM,          /* a string among choices */
+    FK_NAMES,         /* a string or a list of strings -> list */
+    FK_NAMES_OR_NULL, /* same, null means "not given" */
+    FK_SPARSITY,      /* a number or {sparsity: [names]} */
+    FK_INIT_SPARSITY, /* a number or __FROM_PARAM__ */
+    FK_MASK,          /* a mask type string or [rows, cols] */
+    FK_MAP,           /* a mapping, checked by bind */
+    FK_LIST,          /* a list of numbers or strings */
+    FK_IGNORED        /* accepted and dropped (log_types) */
 } fkind;
 
 typedef struct rfield {
@@ -55,31 +55,40 @@ typedef struct rschema {
     bind_fn bind;
 } rschema;
 
-#define LOG_TYPES {"log_types", FK_IGNORED, 0, NULL, NULL}
-#define END {NULL, FK_IGNORED, 0, NULL, NULL}
+#define LOG_TYPES                                                                                  \
+    {                                                                                              \
+        "log_types", FK_IGNORED, 0, NULL, NULL                                                     \
+    }
+#define END                                                                                        \
+    {                                                                                              \
+        NULL, FK_IGNORED, 0, NULL, NULL                                                            \
+    }
 
 static ics_status check_epochs(rmod *m, const char *source, int end_comparator, ics_error *err)
 {
     double start = m->pub.start_epoch, end = m->pub.end_epoch;
     if (start != -1 && start < 0)
-        return rmod_field_fail(m, source, "start_epoch", err, "start_epoch must be -1 or >= 0, got %g",
-                          start);
+        return rmod_field_fail(m, source, "start_epoch", err,
+                               "start_epoch must be -1 or >= 0, got %g", start);
     if (end != -1 && end < 0)
-        return rmod_field_fail(m, source, "end_epoch", err, "end_epoch must be -1 or >= 0, got %g", end);
+        return rmod_field_fail(m, source, "end_epoch", err, "end_epoch must be -1 or >= 0, got %g",
+                               end);
     /* SparseML's end_comparator rules (BaseScheduled.validate_schedule) */
     if (end_comparator == -1 && end != -1 && end < start)
         return rmod_field_fail(m, source, "end_epoch", err,
-                          "end_epoch (%g) must be -1 or >= start_epoch (%g)", end, start);
+                               "end_epoch (%g) must be -1 or >= start_epoch (%g)", end, start);
     if (end_comparator == 1 && end <= start)
-        return rmod_field_fail(m, source, "end_epoch", err, "end_epoch (%g) must be > start_epoch (%g)",
-                          end, start);
+        return rmod_field_fail(m, source, "end_epoch", err,
+                               "end_epoch (%g) must be > start_epoch (%g)", end, start);
     return ICS_OK;
 }
 
 /* ---- schemas --------------------------------------------------------- */
 
-static const rfield epoch_range_fields[] = {
-    {"start_epoch", FK_FLOAT, 1, NULL, NULL}, {"end_epoch", FK_FLOAT, 1, NULL, NULL}, LOG_TYPES, END};
+static const rfield epoch_range_fields[] = {{"start_epoch", FK_FLOAT, 1, NULL, NULL},
+                                            {"end_epoch", FK_FLOAT, 1, NULL, NULL},
+                                            LOG_TYPES,
+                                            END};
 
 static const rfield lr_function_fields[] = {
     {"lr_func", FK_ENUM, 1, NULL, "linear|cosine|cyclic_linear"},
@@ -121,16 +130,15 @@ static const rfield set_wd_fields[] = {{"weight_decay", FK_FLOAT, 1, NULL, NULL}
                                        LOG_TYPES,
                                        END};
 
-#define GMP_COMMON                                                        \
-    {"init_sparsity", FK_INIT_SPARSITY, 1, NULL, NULL},                   \
-        {"final_sparsity", FK_SPARSITY, 1, NULL, NULL},                   \
-        {"start_epoch", FK_FLOAT, 1, NULL, NULL},                         \
-        {"end_epoch", FK_FLOAT, 1, NULL, NULL},                           \
-        {"update_frequency", FK_FLOAT, 1, NULL, NULL},                    \
-        {"params", FK_NAMES, 1, NULL, NULL},                              \
-        {"leave_enabled", FK_BOOL, 0, "true", NULL},                      \
-        {"inter_func", FK_ENUM, 0, "cubic", "linear|cubic|inverse_cubic"}, \
-        {"mask_type", FK_MASK, 0, "unstructured", NULL}
+#define GMP_COMMON                                                                                 \
+    {"init_sparsity", FK_INIT_SPARSITY, 1, NULL, NULL},                                            \
+        {"final_sparsity", FK_SPARSITY, 1, NULL, NULL}, {"start_epoch", FK_FLOAT, 1, NULL, NULL},  \
+        {"end_epoch", FK_FLOAT, 1, NULL, NULL}, {"update_frequency", FK_FLOAT, 1, NULL, NULL},     \
+        {"params", FK_NAMES, 1, NULL, NULL}, {"leave_enabled", FK_BOOL, 0, "true", NULL},          \
+        {"inter_func", FK_ENUM, 0, "cubic", "linear|cubic|inverse_cubic"},                         \
+    {                                                                                              \
+        "mask_type", FK_MASK, 0, "unstructured", NULL                                              \
+    }
 
 static const rfield gm_fields[] = {GMP_COMMON,
                                    {"global_sparsity", FK_BOOL, 0, "false", NULL},
@@ -235,19 +243,31 @@ int rmod_field_is_float(const rmod *mod, const char *field)
 static const char *kind_words(fkind kind)
 {
     switch (kind) {
-    case FK_FLOAT: return "a number";
-    case FK_INT: return "an integer";
-    case FK_BOOL: return "true or false";
-    case FK_STRING: return "a string";
-    case FK_ENUM: return "one of";
+    case FK_FLOAT:
+        return "a number";
+    case FK_INT:
+        return "an integer";
+    case FK_BOOL:
+        return "true or false";
+    case FK_STRING:
+        return "a string";
+    case FK_ENUM:
+        return "one of";
     case FK_NAMES:
-    case FK_NAMES_OR_NULL: return "a name or a list of names";
-    case FK_SPARSITY: return "a number or a {sparsity: [params]} mapping";
-    case FK_INIT_SPARSITY: return "a number or __FROM_PARAM__";
-    case FK_MASK: return "a mask type string or [rows, cols]";
-    case FK_MAP: return "a mapping";
-    case FK_LIST: return "a list";
-    default: return "anything";
+    case FK_NAMES_OR_NULL:
+        return "a name or a list of names";
+    case FK_SPARSITY:
+        return "a number or a {sparsity: [params]} mapping";
+    case FK_INIT_SPARSITY:
+        return "a number or __FROM_PARAM__";
+    case FK_MASK:
+        return "a mask type string or [rows, cols]";
+    case FK_MAP:
+        return "a mapping";
+    case FK_LIST:
+        return "a list";
+    default:
+        return "anything";
     }
 }
 
@@ -272,8 +292,10 @@ static int conform(const rfield *f, rv *v)
         if (!rv_is_number(v) || v->num != floor(v->num)) return 0;
         v->kind = RV_INT;
         return 1;
-    case FK_BOOL: return v->kind == RV_BOOL;
-    case FK_STRING: return v->kind == RV_STRING;
+    case FK_BOOL:
+        return v->kind == RV_BOOL;
+    case FK_STRING:
+        return v->kind == RV_STRING;
     case FK_ENUM: {
         if (v->kind != RV_STRING) return 0;
         size_t n = strlen(v->s);
@@ -328,13 +350,15 @@ static int conform(const rfield *f, rv *v)
         if (v->kind == RV_STRING) return 1;
         return v->kind == RV_LIST && v->count == 2 && v->items[0].kind == RV_INT &&
                v->items[1].kind == RV_INT && v->items[0].num > 0 && v->items[1].num > 0;
-    case FK_MAP: return v->kind == RV_MAP;
+    case FK_MAP:
+        return v->kind == RV_MAP;
     case FK_LIST:
         if (v->kind != RV_LIST) return 0;
         for (size_t i = 0; i < v->count; i++)
             if (v->items[i].kind != RV_STRING && v->items[i].kind != RV_INT) return 0;
         return 1;
-    default: return 1;
+    default:
+        return 1;
     }
 }
 
@@ -422,9 +446,9 @@ ics_status rmod_from_node(const rscope *scope, const ynode *node, int stage, rmo
                 strcat(known, g == schema->fields ? "" : ", ");
                 strcat(known, g->name);
             }
-            st = RECIPE_FAIL(err, source, k->line, k->column,
-                             "unknown field '%s' for %s (fields: %s)", k->text, schema->name,
-                             known);
+            st =
+                RECIPE_FAIL(err, source, k->line, k->column,
+                            "unknown field '%s' for %s (fields: %s)", k->text, schema->name, known);
             break;
         }
         if (rv_map_get(&given, k->text)) {
@@ -485,7 +509,8 @@ ics_status rmod_from_node(const rscope *scope, const ynode *node, int stage, rmo
 
 ics_status rmod_bind(rmod *m, const char *source, ics_error *err)
 {
-    for (size_t i = 0; i < m->alloc_count; i++) free(m->allocs[i]);
+    for (size_t i = 0; i < m->alloc_count; i++)
+        free(m->allocs[i]);
     free(m->allocs);
     m->allocs = NULL;
     m->alloc_count = 0;
@@ -530,7 +555,8 @@ ics_status rmod_copy(const rmod *src, rmod **out, ics_error *err)
 void rmod_free(rmod *m)
 {
     if (!m) return;
-    for (size_t i = 0; i < m->alloc_count; i++) free(m->allocs[i]);
+    for (size_t i = 0; i < m->alloc_count; i++)
+        free(m->allocs[i]);
     free(m->allocs);
     rv_clear(&m->fields);
     free(m);

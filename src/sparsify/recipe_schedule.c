@@ -31,8 +31,12 @@ double ics_interpolate(double epoch, double start, double end, double init, doub
     double x = (epoch - start) / (end - start);
     double y;
     switch (func) {
-    case ICS_INTER_LINEAR: y = x; break;
-    case ICS_INTER_CUBIC: y = 1.0 - pow(1.0 - x, 3.0); break;
+    case ICS_INTER_LINEAR:
+        y = x;
+        break;
+    case ICS_INTER_CUBIC:
+        y = 1.0 - pow(1.0 - x, 3.0);
+        break;
     default:
         /* (1-x)^(1/3) with the real cube root: for x > 1 Python's ** gives a
          * complex number (and a TypeError in the comparison below) */

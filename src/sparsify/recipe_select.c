@@ -31,12 +31,25 @@ static char *translate_regex(const char *py, ics_error *err)
         if (py[i] == '\\' && i + 1 < n) {
             char c = py[++i];
             switch (c) {
-            case 'd': o += sprintf(o, "[0-9]"); break;
-            case 'D': o += sprintf(o, "[^0-9]"); break;
-            case 'w': o += sprintf(o, "[A-Za-z0-9_]"); break;
-            case 'W': o += sprintf(o, "[^A-Za-z0-9_]"); break;
-            case 's': o += sprintf(o, "[[:space:]]"); break;
-            default: *o++ = '\\'; *o++ = c; break;
+            case 'd':
+                o += sprintf(o, "[0-9]");
+                break;
+            case 'D':
+                o += sprintf(o, "[^0-9]");
+                break;
+            case 'w':
+                o += sprintf(o, "[A-Za-z0-9_]");
+                break;
+            case 'W':
+                o += sprintf(o, "[^A-Za-z0-9_]");
+                break;
+            case 's':
+                o += sprintf(o, "[[:space:]]");
+                break;
+            default:
+                *o++ = '\\';
+                *o++ = c;
+                break;
             }
         } else if (py[i] == '(' && py[i + 1] == '?' && py[i + 2] == ':') {
             *o++ = '(';

@@ -114,10 +114,14 @@ int rv_equal(const rv *a, const rv *b)
     if (rv_is_number(a) && rv_is_number(b)) return a->num == b->num;
     if (a->kind != b->kind || a->count != b->count) return 0;
     switch (a->kind) {
-    case RV_NULL: return 1;
-    case RV_BOOL: return a->b == b->b;
-    case RV_STRING: return strcmp(a->s, b->s) == 0;
-    default: break;
+    case RV_NULL:
+        return 1;
+    case RV_BOOL:
+        return a->b == b->b;
+    case RV_STRING:
+        return strcmp(a->s, b->s) == 0;
+    default:
+        break;
     }
     for (size_t i = 0; i < a->count; i++) {
         if (a->kind == RV_MAP && strcmp(a->keys[i], b->keys[i]) != 0) return 0;
@@ -141,7 +145,8 @@ void rbuf_printf(rbuf *b, const char *fmt, ...)
         }
         size_t want = b->cap ? b->cap * 2 : 1024;
         if (n >= 0)
-            while (want < b->len + (size_t)n + 1) want *= 2;
+            while (want < b->len + (size_t)n + 1)
+                want *= 2;
         /* plain realloc: a failure is reported by the caller through b->failed */
         char *data = realloc(b->data, want);
         if (!data) {
@@ -194,8 +199,10 @@ void rbuf_string(rbuf *b, const char *s)
     /* single-quoted YAML: only ' needs escaping (as '') */
     rbuf_printf(b, "'");
     for (const char *p = s; *p; p++) {
-        if (*p == '\'') rbuf_printf(b, "''");
-        else rbuf_printf(b, "%c", *p);
+        if (*p == '\'')
+            rbuf_printf(b, "''");
+        else
+            rbuf_printf(b, "%c", *p);
     }
     rbuf_printf(b, "'");
 }
@@ -203,11 +210,21 @@ void rbuf_string(rbuf *b, const char *s)
 void rbuf_value(rbuf *b, const rv *v)
 {
     switch (v->kind) {
-    case RV_NULL: rbuf_printf(b, "null"); break;
-    case RV_BOOL: rbuf_printf(b, "%s", v->b ? "true" : "false"); break;
-    case RV_INT: rbuf_number(b, v->num, 1); break;
-    case RV_FLOAT: rbuf_number(b, v->num, 0); break;
-    case RV_STRING: rbuf_string(b, v->s); break;
+    case RV_NULL:
+        rbuf_printf(b, "null");
+        break;
+    case RV_BOOL:
+        rbuf_printf(b, "%s", v->b ? "true" : "false");
+        break;
+    case RV_INT:
+        rbuf_number(b, v->num, 1);
+        break;
+    case RV_FLOAT:
+        rbuf_number(b, v->num, 0);
+        break;
+    case RV_STRING:
+        rbuf_string(b, v->s);
+        break;
     case RV_LIST:
         rbuf_printf(b, "[");
         for (size_t i = 0; i < v->count; i++) {

@@ -55,10 +55,12 @@ rvar *rscope_find(const rscope *scope, const char *name)
 static const char *eval_body(const char *text, size_t *length, size_t *offset)
 {
     const char *s = text;
-    while (isspace((unsigned char)*s)) s++;
+    while (isspace((unsigned char)*s))
+        s++;
     if (strncmp(s, "eval(", 5) != 0) return NULL;
     const char *end = s + strlen(s);
-    while (end > s && isspace((unsigned char)end[-1])) end--;
+    while (end > s && isspace((unsigned char)end[-1]))
+        end--;
     if (end <= s + 5 || end[-1] != ')') return NULL;
     *length = (size_t)(end - 1 - (s + 5));
     *offset = (size_t)(s + 5 - text);
@@ -68,10 +70,13 @@ static const char *eval_body(const char *text, size_t *length, size_t *offset)
 static int is_identifier(const char *s, size_t n)
 {
     size_t i = 0;
-    while (i < n && isspace((unsigned char)s[i])) i++;
+    while (i < n && isspace((unsigned char)s[i]))
+        i++;
     if (i == n || !(isalpha((unsigned char)s[i]) || s[i] == '_')) return 0;
-    while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_')) i++;
-    while (i < n && isspace((unsigned char)s[i])) i++;
+    while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_'))
+        i++;
+    while (i < n && isspace((unsigned char)s[i]))
+        i++;
     return i == n;
 }
 
@@ -96,7 +101,8 @@ static ics_status lookup_variable(void *ctx, const char *name, int line, int col
                            "variable '%s' depends on itself (a cycle of eval() variables)", name);
     /* a stage variable is evaluated in its own scope: find which scope has it */
     const rscope *owner = scope;
-    while (owner && !(v >= owner->vars && v < owner->vars + owner->count)) owner = owner->parent;
+    while (owner && !(v >= owner->vars && v < owner->vars + owner->count))
+        owner = owner->parent;
     ics_status st = evaluate_var(owner ? owner : scope, v, err);
     if (st != ICS_OK) return st;
     if (!v->numeric)
@@ -131,14 +137,15 @@ static ics_status evaluate_var(const rscope *scope, rvar *v, ics_error *err)
         size_t length, offset;
         const char *body = eval_body(n->text, &length, &offset);
         if (body && !is_identifier(body, length)) {
-            st = eval_text(scope, body, length, n->line, n->column + (int)offset + (n->plain ? 0 : 1),
-                           &v->value, err);
+            st = eval_text(scope, body, length, n->line,
+                           n->column + (int)offset + (n->plain ? 0 : 1), &v->value, err);
             v->numeric = st == ICS_OK;
         } else if (body) {
             /* eval(name): the named variable, numeric or not */
             char name[128];
             size_t i = 0, j = 0;
-            while (i < length && isspace((unsigned char)body[i])) i++;
+            while (i < length && isspace((unsigned char)body[i]))
+                i++;
             while (i < length && j + 1 < sizeof name && !isspace((unsigned char)body[i]))
                 name[j++] = body[i++];
             name[j] = '\0';
@@ -196,7 +203,8 @@ ics_status rvalue_from_node(const rscope *scope, const ynode *node, rv *out, ics
             if (is_identifier(body, length)) {
                 char name[128];
                 size_t i = 0, j = 0;
-                while (i < length && isspace((unsigned char)body[i])) i++;
+                while (i < length && isspace((unsigned char)body[i]))
+                    i++;
                 while (i < length && j + 1 < sizeof name && !isspace((unsigned char)body[i]))
                     name[j++] = body[i++];
                 name[j] = '\0';
@@ -225,10 +233,10 @@ ics_status rvalue_from_node(const rscope *scope, const ynode *node, rv *out, ics
             return ICS_OK;
         }
         static const char *const nulls[] = {"null", "Null", "NULL", "~", "", NULL};
-        static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
-                                            "on",   "On",   "ON",   NULL};
-        static const char *const falses[] = {"false", "False", "FALSE", "no", "No", "NO",
-                                             "off",   "Off",   "OFF",   NULL};
+        static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes",
+                                            "YES",  "on",   "On",   "ON",  NULL};
+        static const char *const falses[] = {"false", "False", "FALSE", "no",  "No",
+                                             "NO",    "off",   "Off",   "OFF", NULL};
         rnum r;
         if (n->plain && text_is(n->text, nulls)) {
             out->kind = RV_NULL;

@@ -37,7 +37,8 @@ void yn_free(ynode *node)
 {
     if (!node) return;
     if (node->kind != YN_ALIAS)
-        for (size_t i = 0; i < node->count; i++) yn_free(node->items[i]);
+        for (size_t i = 0; i < node->count; i++)
+            yn_free(node->items[i]);
     free(node->items);
     free(node->tag);
     free(node->anchor);
@@ -51,9 +52,12 @@ const ynode *yn_deref(const ynode *node)
      * node (which may itself carry an override). Bounded: a chain longer
      * than this would be a cycle, which the parser cannot build. */
     for (int hops = 0; node && hops < 64; hops++) {
-        if (node->override) node = node->override;
-        else if (node->kind == YN_ALIAS) node = node->target;
-        else break;
+        if (node->override)
+            node = node->override;
+        else if (node->kind == YN_ALIAS)
+            node = node->target;
+        else
+            break;
     }
     return node;
 }
@@ -84,7 +88,7 @@ typedef struct parse_state {
 } parse_state;
 
 static ynode *node_new(parse_state *ps, yn_kind kind, yaml_mark_t mark, const yaml_char_t *tag,
-                    const yaml_char_t *anchor, ics_error *err)
+                       const yaml_char_t *anchor, ics_error *err)
 {
     ynode *n = ics_calloc(1, sizeof *n, "recipe YAML node", err);
     if (!n) return NULL;

@@ -228,9 +228,10 @@ static void test_expr_errors(void)
     expr_fails("float()", "float() takes one argument");
     expr_fails("int(1, 2)", "int() takes one argument");
     expr_fails("max(1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17)", "too many arguments");
-    expr_fails("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-               "name too long");
+    expr_fails(
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "name too long");
     char nested[1200];
     memset(nested, '(', 500);
     strcpy(nested + 500, "1");
@@ -268,14 +269,47 @@ static void test_eval_in_recipes(void)
  * Python's eval() (in the test only) give the same value and int/float. */
 static void test_expr_matches_python(void)
 {
-    static const char *const exprs[] = {
-        "1 + 2 * 3", "7 / 2", "-7 // 2", "7.5 // 2", "-7.5 % 2", "-7 % 3", "7 % -3",
-        "2 ** -1", "2 ** 3 ** 2", "-2 ** 2", "(-2) ** 3", "-(-3) ** 2", "1.5e1 + .5",
-        "10 / 4 * 3 - 1", "(1 + 2) * 3 % 4 // 1", "abs(-3)", "abs(-2.5)", "float(3)",
-        "int(-3.7)", "int(7 / 2)", "min(3, 2.0)", "max(2, 2.0)", "max(4, 6, 5.5)",
-        "round(2.5)", "round(3.5)", "round(-0.5)", "round(1.2345, 2)", "round(5, 1)",
-        "round(2.675, 2)", "round(0.125, 2)", "round(1234.5, -2)", "round(15, -1)", "0.1 + 0.2", "3 * 0.1", "2 ** 0.5", "100 // 7 * 7 + 100 % 7",
-        "- - + - 4", "1e-3 * 4", "90 * 0.4 - 1", "(135 - 100) / 5 ** 2", NULL};
+    static const char *const exprs[] = {"1 + 2 * 3",
+                                        "7 / 2",
+                                        "-7 // 2",
+                                        "7.5 // 2",
+                                        "-7.5 % 2",
+                                        "-7 % 3",
+                                        "7 % -3",
+                                        "2 ** -1",
+                                        "2 ** 3 ** 2",
+                                        "-2 ** 2",
+                                        "(-2) ** 3",
+                                        "-(-3) ** 2",
+                                        "1.5e1 + .5",
+                                        "10 / 4 * 3 - 1",
+                                        "(1 + 2) * 3 % 4 // 1",
+                                        "abs(-3)",
+                                        "abs(-2.5)",
+                                        "float(3)",
+                                        "int(-3.7)",
+                                        "int(7 / 2)",
+                                        "min(3, 2.0)",
+                                        "max(2, 2.0)",
+                                        "max(4, 6, 5.5)",
+                                        "round(2.5)",
+                                        "round(3.5)",
+                                        "round(-0.5)",
+                                        "round(1.2345, 2)",
+                                        "round(5, 1)",
+                                        "round(2.675, 2)",
+                                        "round(0.125, 2)",
+                                        "round(1234.5, -2)",
+                                        "round(15, -1)",
+                                        "0.1 + 0.2",
+                                        "3 * 0.1",
+                                        "2 ** 0.5",
+                                        "100 // 7 * 7 + 100 % 7",
+                                        "- - + - 4",
+                                        "1e-3 * 4",
+                                        "90 * 0.4 - 1",
+                                        "(135 - 100) / 5 ** 2",
+                                        NULL};
     const char *python = getenv("PYTHON_TORCH");
     if (!python || !python[0]) python = "/usr/bin/python3";
     if (access(python, X_OK) != 0) {
@@ -284,7 +318,8 @@ static void test_expr_matches_python(void)
     }
     char *dir = ics_test_tmpdir("expr");
     rbuf text = {0};
-    for (int i = 0; exprs[i]; i++) rbuf_printf(&text, "%s\n", exprs[i]);
+    for (int i = 0; exprs[i]; i++)
+        rbuf_printf(&text, "%s\n", exprs[i]);
     char *in = ics_test_write_file(dir, "exprs.txt", text.data);
     char command[8192];
     snprintf(command, sizeof command,
@@ -333,9 +368,11 @@ static void test_variables_any_order_and_errors(void)
     load_fails("a: eval(a + 1)\nmodifiers:\n  - !EpochRangeModifier\n    start_epoch: 0\n"
                "    end_epoch: eval(a)\n",
                NULL, "variable 'a' depends on itself");
-    load_fails("a: 1\nmodifiers:\n  - !EpochRangeModifier\n    start_epoch: 0\n    end_epoch: eval(a + b)\n",
+    load_fails("a: 1\nmodifiers:\n  - !EpochRangeModifier\n    start_epoch: 0\n    end_epoch: "
+               "eval(a + b)\n",
                NULL, "t.yaml:5:25: unknown variable 'b' in eval()");
-    load_fails("a: 1\nmodifiers:\n  - !EpochRangeModifier\n    start_epoch: 0\n    end_epoch: eval(a / 0)\n",
+    load_fails("a: 1\nmodifiers:\n  - !EpochRangeModifier\n    start_epoch: 0\n    end_epoch: "
+               "eval(a / 0)\n",
                NULL, "t.yaml:5:23: eval(a / 0): division by zero");
     /* a non-numeric variable used inside arithmetic */
     load_fails("names: [x]\nmodifiers:\n  - !EpochRangeModifier\n    start_epoch: 0\n"
@@ -345,9 +382,10 @@ static void test_variables_any_order_and_errors(void)
 
 static void test_non_numeric_variable_whole(void)
 {
-    ics_recipe *r = load_ok("prune_params: ['a.weight', 'b.weight']\n"
-                            "modifiers:\n  - !ConstantPruningModifier\n    params: eval(prune_params)\n",
-                            NULL);
+    ics_recipe *r =
+        load_ok("prune_params: ['a.weight', 'b.weight']\n"
+                "modifiers:\n  - !ConstantPruningModifier\n    params: eval(prune_params)\n",
+                NULL);
     if (r) {
         const ics_modifier *m = ics_recipe_modifier(r, 0);
         CU_ASSERT_EQUAL(m->u.pruning.params.count, 2);
@@ -358,20 +396,19 @@ static void test_non_numeric_variable_whole(void)
 
 /* ---- recipe_args ----------------------------------------------------------- */
 
-static const char *anchored =
-    "num_epochs: &num_epochs 10\n"
-    "warm: &warm eval(num_epochs / 5)\n"
-    "lr: 0.1\n"
-    "training_modifiers:\n"
-    "  - !EpochRangeModifier\n"
-    "    start_epoch: 0\n"
-    "    end_epoch: *num_epochs\n"
-    "  - !LearningRateFunctionModifier\n"
-    "    start_epoch: *warm\n"
-    "    end_epoch: *num_epochs\n"
-    "    lr_func: cosine\n"
-    "    init_lr: eval(lr)\n"
-    "    final_lr: 0.0\n";
+static const char *anchored = "num_epochs: &num_epochs 10\n"
+                              "warm: &warm eval(num_epochs / 5)\n"
+                              "lr: 0.1\n"
+                              "training_modifiers:\n"
+                              "  - !EpochRangeModifier\n"
+                              "    start_epoch: 0\n"
+                              "    end_epoch: *num_epochs\n"
+                              "  - !LearningRateFunctionModifier\n"
+                              "    start_epoch: *warm\n"
+                              "    end_epoch: *num_epochs\n"
+                              "    lr_func: cosine\n"
+                              "    init_lr: eval(lr)\n"
+                              "    final_lr: 0.0\n";
 
 static void test_recipe_args_override_anchors(void)
 {
@@ -397,7 +434,9 @@ static void test_recipe_args_override_anchors(void)
     ics_recipe_destroy(r);
     /* a modifier field named by recipe_args when no variable has the name */
     r = load_ok(anchored, "{\"final_lr\": 0.001}");
-    if (r) CU_ASSERT_DOUBLE_EQUAL(find_mod(r, ICS_MOD_LR_FUNCTION, 0)->u.lr_function.final_lr, 0.001, 0);
+    if (r)
+        CU_ASSERT_DOUBLE_EQUAL(find_mod(r, ICS_MOD_LR_FUNCTION, 0)->u.lr_function.final_lr, 0.001,
+                               0);
     ics_recipe_destroy(r);
     /* SparseML's CSV form: k=v,k2:v2 */
     r = load_ok(anchored, "num_epochs=30, lr:0.25");
@@ -422,49 +461,64 @@ static void test_schema_errors(void)
                NULL, "t.yaml:5:5: unknown modifier !FancyModifier");
     load_fails("modifiers:\n  - !EpochRangeModifier\n    start_epoch: 0\n    end_epch: 1\n", NULL,
                "t.yaml:4:5: unknown field 'end_epch' for EpochRangeModifier");
-    load_fails("modifiers:\n  - !GMPruningModifier\n    init_sparsity: 0.05\n    final_sparsity: 0.8\n"
-               "    start_epoch: 0\n    end_epoch: 10\n    params: __ALL_PRUNABLE__\n",
-               NULL, "t.yaml:2:5: GMPruningModifier is missing required field 'update_frequency'");
-    load_fails("modifiers:\n  - !SetLearningRateModifier\n    start_epoch: 0\n    learning_rate: fast\n",
-               NULL, "t.yaml:4:20: SetLearningRateModifier: field 'learning_rate' must be a number, "
-                     "got 'fast'");
-    load_fails("modifiers:\n  - !GMPruningModifier\n    init_sparsity: 0.05\n    final_sparsity: 1.0\n"
-               "    start_epoch: 0\n    end_epoch: 10\n    update_frequency: 1\n    params: [a]\n",
-               NULL, "t.yaml:4:21: GMPruningModifier: final_sparsity must be in [0, 1), got 1");
-    load_fails("modifiers:\n  - !GMPruningModifier\n    init_sparsity: -0.1\n    final_sparsity: 0.5\n"
-               "    start_epoch: 0\n    end_epoch: 10\n    update_frequency: 1\n    params: [a]\n",
-               NULL, "init_sparsity must be in [0, 1)");
-    load_fails("modifiers:\n  - !GMPruningModifier\n    init_sparsity: 0.0\n    final_sparsity: 0.5\n"
-               "    start_epoch: 5\n    end_epoch: 2\n    update_frequency: 1\n    params: [a]\n",
-               NULL, "t.yaml:6:16: GMPruningModifier: end_epoch (2) must be -1 or >= start_epoch (5)");
-    load_fails("modifiers:\n  - !GMPruningModifier\n    init_sparsity: 0.0\n    final_sparsity: 0.5\n"
-               "    start_epoch: 0\n    end_epoch: 2\n    update_frequency: 1\n    params: [a]\n"
-               "    inter_func: quadratic\n",
-               NULL, "field 'inter_func' must be one of linear|cubic|inverse_cubic, got 'quadratic'");
-    load_fails("modifiers:\n  - !GMPruningModifier\n    init_sparsity: 0.0\n    final_sparsity: 0.5\n"
-               "    start_epoch: 0\n    end_epoch: 2\n    update_frequency: 1\n    params: [a]\n"
-               "    mask_type: '4:2'\n",
-               NULL, "unknown mask_type '4:2'");
-    load_fails("modifiers:\n  - !LearningRateFunctionModifier\n    start_epoch: 3\n    end_epoch: 3\n"
-               "    lr_func: linear\n    init_lr: 0.1\n    final_lr: 0.01\n",
-               NULL, "end_epoch (3) must be > start_epoch (3)");
-    load_fails("modifiers:\n  - !LearningRateModifier\n    lr_class: MultiStepLR\n    init_lr: 0.1\n"
-               "    lr_kwargs: {milestones: [5, 3]}\n",
-               NULL, "milestones must be increasing numbers");
+    load_fails(
+        "modifiers:\n  - !GMPruningModifier\n    init_sparsity: 0.05\n    final_sparsity: 0.8\n"
+        "    start_epoch: 0\n    end_epoch: 10\n    params: __ALL_PRUNABLE__\n",
+        NULL, "t.yaml:2:5: GMPruningModifier is missing required field 'update_frequency'");
+    load_fails(
+        "modifiers:\n  - !SetLearningRateModifier\n    start_epoch: 0\n    learning_rate: fast\n",
+        NULL,
+        "t.yaml:4:20: SetLearningRateModifier: field 'learning_rate' must be a number, "
+        "got 'fast'");
+    load_fails(
+        "modifiers:\n  - !GMPruningModifier\n    init_sparsity: 0.05\n    final_sparsity: 1.0\n"
+        "    start_epoch: 0\n    end_epoch: 10\n    update_frequency: 1\n    params: [a]\n",
+        NULL, "t.yaml:4:21: GMPruningModifier: final_sparsity must be in [0, 1), got 1");
+    load_fails(
+        "modifiers:\n  - !GMPruningModifier\n    init_sparsity: -0.1\n    final_sparsity: 0.5\n"
+        "    start_epoch: 0\n    end_epoch: 10\n    update_frequency: 1\n    params: [a]\n",
+        NULL, "init_sparsity must be in [0, 1)");
+    load_fails(
+        "modifiers:\n  - !GMPruningModifier\n    init_sparsity: 0.0\n    final_sparsity: 0.5\n"
+        "    start_epoch: 5\n    end_epoch: 2\n    update_frequency: 1\n    params: [a]\n",
+        NULL, "t.yaml:6:16: GMPruningModifier: end_epoch (2) must be -1 or >= start_epoch (5)");
+    load_fails(
+        "modifiers:\n  - !GMPruningModifier\n    init_sparsity: 0.0\n    final_sparsity: 0.5\n"
+        "    start_epoch: 0\n    end_epoch: 2\n    update_frequency: 1\n    params: [a]\n"
+        "    inter_func: quadratic\n",
+        NULL, "field 'inter_func' must be one of linear|cubic|inverse_cubic, got 'quadratic'");
+    load_fails(
+        "modifiers:\n  - !GMPruningModifier\n    init_sparsity: 0.0\n    final_sparsity: 0.5\n"
+        "    start_epoch: 0\n    end_epoch: 2\n    update_frequency: 1\n    params: [a]\n"
+        "    mask_type: '4:2'\n",
+        NULL, "unknown mask_type '4:2'");
+    load_fails(
+        "modifiers:\n  - !LearningRateFunctionModifier\n    start_epoch: 3\n    end_epoch: 3\n"
+        "    lr_func: linear\n    init_lr: 0.1\n    final_lr: 0.01\n",
+        NULL, "end_epoch (3) must be > start_epoch (3)");
+    load_fails(
+        "modifiers:\n  - !LearningRateModifier\n    lr_class: MultiStepLR\n    init_lr: 0.1\n"
+        "    lr_kwargs: {milestones: [5, 3]}\n",
+        NULL, "milestones must be increasing numbers");
     load_fails("modifiers:\n  - !LearningRateModifier\n    lr_class: StepLR\n    init_lr: 0.1\n"
                "    lr_kwargs: {step: 3}\n",
-               NULL, "t.yaml:5:23: LearningRateModifier: lr_kwargs key 'step' is not used by StepLR");
+               NULL,
+               "t.yaml:5:23: LearningRateModifier: lr_kwargs key 'step' is not used by StepLR");
     load_fails("modifiers:\n  - !LearningRateModifier\n    lr_class: StepLR\n    init_lr: 0.1\n"
                "    lr_kwargs: {gamma: 0.3}\n",
                NULL, "lr_kwargs needs 'step_size' for StepLR");
     load_fails("modifiers:\n  - !QuantizationModifier\n    start_epoch: 5\n"
                "    freeze_bn_stats_epoch: 4\n",
                NULL, "freeze_bn_stats_epoch (4) must be >= start_epoch (5)");
-    load_fails("modifiers:\n  - !QuantizationModifier\n    num_bits: 1\n", NULL, "num_bits must be in [2, 16]");
-    load_fails("modifiers:\n  - !DistillationModifier\n    hardness: 1.5\n", NULL, "hardness must be in [0, 1]");
-    load_fails("modifiers:\n  - !ConstantPruningModifier\n    params: [a]\n    update_frequency: 2\n", NULL,
-               "update_frequency must be -1");
-    load_fails("modifiers:\n  - !EpochRangeModifier\n    start_epoch: 0\n    start_epoch: 1\n    end_epoch: 2\n",
+    load_fails("modifiers:\n  - !QuantizationModifier\n    num_bits: 1\n", NULL,
+               "num_bits must be in [2, 16]");
+    load_fails("modifiers:\n  - !DistillationModifier\n    hardness: 1.5\n", NULL,
+               "hardness must be in [0, 1]");
+    load_fails(
+        "modifiers:\n  - !ConstantPruningModifier\n    params: [a]\n    update_frequency: 2\n",
+        NULL, "update_frequency must be -1");
+    load_fails("modifiers:\n  - !EpochRangeModifier\n    start_epoch: 0\n    start_epoch: 1\n    "
+               "end_epoch: 2\n",
                NULL, "t.yaml:4:5: EpochRangeModifier: field 'start_epoch' given twice");
     load_fails("a: 1\nlist:\n  - !EpochRangeModifier\n    start_epoch: 0\n", NULL,
                "t.yaml:3:5: !EpochRangeModifier under 'list': modifiers must be in a list under a "
@@ -476,9 +530,10 @@ static void test_schema_errors(void)
                "YAML syntax error");
     load_fails("modifiers: *nowhere\n", NULL, "t.yaml:1:12: undefined alias *nowhere");
     load_fails("- 1\n- 2\n", NULL, "a recipe must be a mapping");
-    load_fails("stage_0:\n  s0_modifiers:\n    - !EpochRangeModifier {start_epoch: 0, end_epoch: 1}\n"
-               "modifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: 1}\n",
-               NULL, "both top-level modifier lists and stages");
+    load_fails(
+        "stage_0:\n  s0_modifiers:\n    - !EpochRangeModifier {start_epoch: 0, end_epoch: 1}\n"
+        "modifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: 1}\n",
+        NULL, "both top-level modifier lists and stages");
 }
 
 #define GMP "modifiers:\n  - !GMPruningModifier {init_sparsity: 0.0, start_epoch: 0, end_epoch: 4, "
@@ -673,7 +728,8 @@ static void test_all_modifiers_fixture(void)
     int seen_never = 0;
     for (size_t i = 0; i < ics_recipe_modifier_count(r); i++) {
         const ics_modifier *x = ics_recipe_modifier(r, i);
-        if (x->end_epoch == -1) seen_never = 1;
+        if (x->end_epoch == -1)
+            seen_never = 1;
         else {
             CU_ASSERT(!seen_never);
             CU_ASSERT(x->end_epoch >= last_end);
@@ -690,7 +746,8 @@ static void test_markdown_front_matter(void)
     char path[4096];
     ics_error err;
     ics_recipe *r = NULL;
-    snprintf(path, sizeof path, "%s/tests/fixtures/recipes/frontmatter-valid.md", ics_test_srcdir());
+    snprintf(path, sizeof path, "%s/tests/fixtures/recipes/frontmatter-valid.md",
+             ics_test_srcdir());
     CU_ASSERT_EQUAL(ics_recipe_load_file(path, NULL, &r, &err), ICS_OK);
     if (r) CU_ASSERT_EQUAL(ics_recipe_max_epochs(r), 3);
     ics_recipe_destroy(r);
@@ -713,16 +770,18 @@ static void test_file_errors(void)
     ics_recipe *r = NULL;
     char *p = ics_test_write_file(dir, "open.md", "---\nmodifiers: []\n");
     CU_ASSERT_EQUAL(ics_recipe_load_file(p, NULL, &r, &err), ICS_ERR_FORMAT);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "open.md: the YAML front matter has no closing '---'"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(err.message, "open.md: the YAML front matter has no closing '---'"));
     free(p);
     p = ics_test_write_file(dir, "plain.md", "# a recipe card\nno front matter here\n");
     CU_ASSERT_EQUAL(ics_recipe_load_file(p, NULL, &r, &err), ICS_ERR_FORMAT);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "plain.md: a .md recipe needs YAML front matter"));
     free(p);
     /* +++ delimiters work too */
-    p = ics_test_write_file(dir, "plus.md",
-                            "+++\nmodifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: 7}\n"
-                            "+++\ntext\n");
+    p = ics_test_write_file(
+        dir, "plus.md",
+        "+++\nmodifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: 7}\n"
+        "+++\ntext\n");
     CU_ASSERT_EQUAL(ics_recipe_load_file(p, NULL, &r, &err), ICS_OK);
     if (r) CU_ASSERT_EQUAL(ics_recipe_max_epochs(r), 7);
     ics_recipe_destroy(r);
@@ -790,12 +849,13 @@ static void test_staged_load(void)
     ics_recipe_destroy(r);
 }
 
-static const char *flat_a = "num_epochs: 10\n"
-                            "metadata: {owner: a}\n"
-                            "modifiers:\n"
-                            "  - !EpochRangeModifier {start_epoch: 0, end_epoch: eval(num_epochs)}\n"
-                            "  - !SetLearningRateModifier {start_epoch: 0.5, learning_rate: 0.1}\n"
-                            "  - !ConstantPruningModifier {params: __ALL_PRUNABLE__}\n";
+static const char *flat_a =
+    "num_epochs: 10\n"
+    "metadata: {owner: a}\n"
+    "modifiers:\n"
+    "  - !EpochRangeModifier {start_epoch: 0, end_epoch: eval(num_epochs)}\n"
+    "  - !SetLearningRateModifier {start_epoch: 0.5, learning_rate: 0.1}\n"
+    "  - !ConstantPruningModifier {params: __ALL_PRUNABLE__}\n";
 static const char *flat_b =
     "modifiers:\n"
     "  - !EpochRangeModifier {start_epoch: 0, end_epoch: 5}\n"
@@ -944,7 +1004,8 @@ static name_table resnet50_names(void)
 
 static void free_names(name_table *t)
 {
-    for (size_t i = 0; i < t->count; i++) free(t->names[i]);
+    for (size_t i = 0; i < t->count; i++)
+        free(t->names[i]);
     free(t->names);
     free(t->params);
 }
@@ -957,7 +1018,8 @@ static size_t select_count(const name_table *t, const char **sel, size_t n, ics_
     unsigned char *flags = calloc(t->count, 1);
     *st = ics_recipe_select(&list, t->params, t->count, flags, err);
     size_t count = 0;
-    for (size_t i = 0; i < t->count; i++) count += flags[i];
+    for (size_t i = 0; i < t->count; i++)
+        count += flags[i];
     free(flags);
     return count;
 }
@@ -1033,9 +1095,10 @@ static void test_max_epochs_and_sparsity(void)
                             NULL);
     if (r) CU_ASSERT_EQUAL(ics_recipe_max_epochs(r), 11); /* ceil(10.5) beats ceil(9.2) */
     ics_recipe_destroy(r);
-    r = load_ok("modifiers:\n  - !GMPruningModifier {init_sparsity: 0.1, final_sparsity: 0.9, "
-                "start_epoch: 2, end_epoch: 6, update_frequency: 1, params: [a], inter_func: linear}\n",
-                NULL);
+    r = load_ok(
+        "modifiers:\n  - !GMPruningModifier {init_sparsity: 0.1, final_sparsity: 0.9, "
+        "start_epoch: 2, end_epoch: 6, update_frequency: 1, params: [a], inter_func: linear}\n",
+        NULL);
     if (r) {
         const ics_modifier *m = ics_recipe_modifier(r, 0);
         CU_ASSERT_DOUBLE_EQUAL(ics_modifier_sparsity_at(m, 0, 1.0), 0.1, 1e-12);
@@ -1049,9 +1112,10 @@ static void test_max_epochs_and_sparsity(void)
 static void test_acdc_phases(void)
 {
     /* start 5, phases of 5 epochs, end 85: 16 phases, ends compressed: kept */
-    ics_recipe *r = load_ok("modifiers:\n  - !ACDCPruningModifier {compression_sparsity: 0.9, start_epoch: 5, "
-                            "end_epoch: 85, update_frequency: 5, params: [a]}\n",
-                            NULL);
+    ics_recipe *r =
+        load_ok("modifiers:\n  - !ACDCPruningModifier {compression_sparsity: 0.9, start_epoch: 5, "
+                "end_epoch: 85, update_frequency: 5, params: [a]}\n",
+                NULL);
     if (r) {
         const ics_modifier *m = ics_recipe_modifier(r, 0);
         CU_ASSERT_DOUBLE_EQUAL(m->end_epoch, 85, 0);
@@ -1149,7 +1213,8 @@ static void test_upstream_invalid_rejected(void)
     ics_recipe *r = NULL;
     CU_ASSERT_EQUAL(ics_recipe_load_file(path, NULL, &r, &err), ICS_ERR_FORMAT);
     CU_ASSERT_PTR_NULL(r);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "mobilenet-imagenet-pruned-quant-moderate.yaml:47:"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(err.message, "mobilenet-imagenet-pruned-quant-moderate.yaml:47:"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "undefined alias *pruning_recovery_end_lr"));
     free(dir);
 }
@@ -1180,12 +1245,14 @@ static void test_explain(void)
     free(text);
     ics_recipe_destroy(r);
     /* a selector that matches nothing in this model */
-    r = load_ok("modifiers:\n  - !ConstantPruningModifier\n    params: ['classifier.weight']\n", NULL);
+    r = load_ok("modifiers:\n  - !ConstantPruningModifier\n    params: ['classifier.weight']\n",
+                NULL);
     f = fopen(path, "w");
     CU_ASSERT_EQUAL(ics_recipe_explain(r, t.params, t.count, f, &err), ICS_ERR_CONFIG);
     fclose(f);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "t.yaml: ConstantPruningModifier: line 3, column 14: "
-                                               "params selector 'classifier.weight'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message,
+                                  "t.yaml: ConstantPruningModifier: line 3, column 14: "
+                                  "params selector 'classifier.weight'"));
     ics_recipe_destroy(r);
     free_names(&t);
     ics_test_rmtree(dir);
