@@ -170,7 +170,7 @@ int64_t *ics_model_counters(ics_model *model, size_t *count);
 /* Plans the activation arena and the workspace for up to max_batch samples,
  * with backward (training = 1) or forward only (training = 0), on the CPU
  * op table; replaces an earlier plan. Sets the mode (ics_model_set_training)
- * to `training`. Errors: no CPU op table, batch < 1, out of memory. */
+ * to `training`. Errors: batch < 1, out of memory. */
 ics_status ics_model_plan(ics_model *model, int max_batch, int training, ics_error *err);
 
 /* Bytes of the planned arena (activations, gradients, saved tensors) and of
