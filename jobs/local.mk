@@ -16,3 +16,4 @@ EXTRA_DIST += tests/integration/test_jobs_stubs.sh
 # The embedded default pipeline's run file and its two stage recipes.
 dist_conf_DATA += conf/run-fashion-mnist.cfg conf/run-fashion-mnist-prune.yaml \
 	conf/run-fashion-mnist-quantize.yaml
+EXTRA_DIST += jobs/.shellcheckrc

@@ -6,8 +6,8 @@
 
 # ics_prepare_run JOB_FILE: creates the run directory named by run.dir (the
 # current --set overrides in ICS_CFG_SETS apply) and freezes the run in it:
-# run.cfg (a copy of JOB_FILE), overrides, and the recipes. recipe.path
-# names either one recipe, whose stages (one for a flat recipe) are trained
+# run.cfg (a copy of JOB_FILE), overrides, and the recipes. recipe.path is
+# empty (dense training, one stage), or names one recipe, whose stages (one for a flat recipe) are trained
 # one job each, or a comma-separated list of recipes, one stage each,
 # composed before each stage after the first (relative paths are relative
 # to JOB_FILE's directory). RUN/recipes/stage-<N>.yaml is the recipe stage N
@@ -30,7 +30,6 @@ ics_prepare_run() {
     fi
     cfg_dir=$(cd "$(dirname "$job_file")" && pwd)
     recipes=$(ics_cfg_get "$ICS_KEY_RECIPE" "")
-    [ -n "$recipes" ] || ics_die "$ICS_EX_USAGE" "$job_file names no recipe ($ICS_KEY_RECIPE)"
     mkdir -p "$run_dir/logs" "$run_dir/recipes" || ics_die 1 "cannot create the run directory $run_dir"
     for recipe in ${recipes//,/ }; do
         case $recipe in /*) path=$recipe ;; *) path=$cfg_dir/$recipe ;; esac
@@ -38,7 +37,10 @@ ics_prepare_run() {
         cp "$path" "$run_dir/recipes/input-$i.yaml"
         i=$((i + 1))
     done
-    if [ "$i" = 1 ]; then
+    if [ "$i" = 0 ]; then
+        # No recipe: one dense training stage.
+        echo "1 dense" >"$run_dir/recipes/stages"
+    elif [ "$i" = 1 ]; then
         # One (possibly staged) recipe: every stage trains with it as it is.
         n=$(ics_recipe_stage_count "$run_dir/recipes/input-0.yaml")
         echo "$n staged" >"$run_dir/recipes/stages"

@@ -169,8 +169,11 @@ check "  message" contains "$T/o" "unknown option '--bogus'"
 check "--set without =" expect_exit 2 "$T/o" "$jobs/submit-pipeline" --set novalue two.cfg
 check "  message" contains "$T/o" "--set wants KEY=VALUE, not 'novalue'"
 echo 'run = { dir = "r"; };' >"$T/norecipe.cfg"
-check "no recipe" expect_exit 2 "$T/o" "$jobs/submit-pipeline" --local norecipe.cfg
-check "  message" contains "$T/o" "norecipe.cfg names no recipe \(recipe.path\)"
+: >"$STUB_LOG"
+check "no recipe: one dense training stage" expect_exit 0 "$T/o" "$jobs/submit-pipeline" --local norecipe.cfg
+check "  train without recipe keys" contains "$STUB_LOG" "^icsparse-train 0 --config $T/r/run.cfg --set run.dir=\"$T/r\"$"
+check "  stage 1 of a dense run" expect_exit 1 "$T/o" bash "$jobs/train.sbatch" r 1
+check "  message" contains "$T/o" "step train: a run without recipe has only stage 0, not 1"
 check "missing recipe" expect_exit 2 "$T/o" "$jobs/submit-pipeline" --local --set 'recipe.path="nope.yaml"' --set run.dir=r2 norecipe.cfg
 check "  message" contains "$T/o" "recipe $T/nope.yaml not readable \(recipe.path in norecipe.cfg\)"
 check "unknown step" expect_exit 2 "$T/o" "$jobs/submit-pipeline" --local --set 'pipeline.steps="convert,fly"' --set run.dir=r3 one.cfg
