@@ -29,10 +29,17 @@ ics_status rbind_lr_function(rmod *m, const char *source, ics_error *err)
                                                : ICS_LR_FUNC_CYCLIC_LINEAR;
     s->init_lr = rmod_num(m, "init_lr", 0);
     s->final_lr = rmod_num(m, "final_lr", 0);
-    s->cycle_epochs = rmod_num(m, "cycle_epochs", 0);
-    if (s->init_lr < 0) return rmod_field_fail(m, source, "init_lr", err, "init_lr must be >= 0");
-    if (s->final_lr < 0)
-        return rmod_field_fail(m, source, "final_lr", err, "final_lr must be >= 0");
+    s->cycle_epochs = rmod_num(m, "cycle_epochs", 1.0);
+    /* SparseML's LearningRateFunctionModifier.validate ranges */
+    if (!(s->init_lr >= 0 && s->init_lr <= 1))
+        return rmod_field_fail(m, source, "init_lr", err, "init_lr must be in [0, 1], got %g",
+                               s->init_lr);
+    if (!(s->final_lr >= 0 && s->final_lr <= 1))
+        return rmod_field_fail(m, source, "final_lr", err, "final_lr must be in [0, 1], got %g",
+                               s->final_lr);
+    if (m->pub.update_frequency != -1)
+        return rmod_field_fail(m, source, "update_frequency", err,
+                               "update_frequency is unused and must be -1");
     if (s->lr_func == ICS_LR_FUNC_CYCLIC_LINEAR && !(s->cycle_epochs > 0))
         return rmod_field_fail(m, source, "cycle_epochs", err,
                                "lr_func cyclic_linear needs cycle_epochs > 0");
@@ -46,17 +53,23 @@ ics_status rbind_lr(rmod *m, const char *source, ics_error *err)
     const char *cls = rmod_str(m, "lr_class");
     static const char *const classes[] = {"StepLR", "MultiStepLR", "ExponentialLR",
                                           "CosineAnnealingWarmRestarts"};
+    /* T_mult goes through to torch's CosineAnnealingWarmRestarts as upstream
+     * passes unknown kwargs on */
     static const char *const allowed[] = {"step_size gamma", "milestones gamma", "gamma",
-                                          "lr_min cycle_epochs cycle_mult"};
+                                          "lr_min cycle_epochs T_mult"};
     int k = 0;
     while (strcmp(classes[k], cls) != 0)
         k++;
     s->lr_class = (ics_lr_class)k;
     s->init_lr = rmod_num(m, "init_lr", 0);
-    if (!(s->init_lr >= 0))
-        return rmod_field_fail(m, source, "init_lr", err, "init_lr must be >= 0");
+    /* SparseML's BaseLearningRateModifier.validate: 0 < init_lr <= 1 */
+    if (!(s->init_lr > 0 && s->init_lr <= 1))
+        return rmod_field_fail(m, source, "init_lr", err, "init_lr must be in (0, 1], got %g",
+                               s->init_lr);
+    if (m->pub.update_frequency != -1)
+        return rmod_field_fail(m, source, "update_frequency", err,
+                               "update_frequency is unused and must be -1");
     const rv *kw = rmod_get(m, "lr_kwargs");
-    s->gamma = 0.1;
     s->cycle_mult = 1;
     for (size_t i = 0; kw && i < kw->count; i++) {
         const char *key = kw->keys[i];
@@ -97,16 +110,32 @@ ics_status rbind_lr(rmod *m, const char *source, ics_error *err)
             s->lr_min = v->num;
         else if (strcmp(key, "cycle_epochs") == 0)
             s->cycle_epochs = v->num;
+        else if (v->kind != RV_INT || v->num < 1)
+            return RECIPE_FAIL(err, source, v->line, v->column,
+                               "%s: lr_kwargs T_mult must be an integer >= 1", m->pub.type_name);
         else
             s->cycle_mult = (int)v->num;
     }
-    const char *need = k == 0   ? "step_size"
-                       : k == 1 ? "milestones"
-                       : k == 2 ? "gamma"
-                                : "cycle_epochs";
-    if (!kw || !rv_map_get(kw, need))
-        return rmod_field_fail(m, source, "lr_kwargs", err, "lr_kwargs needs '%s' for %s", need,
-                               cls);
+    /* the keys SparseML's validate requires per class */
+    static const char *const required[][2] = {{"step_size", "gamma"},
+                                              {"milestones", "gamma"},
+                                              {"gamma", NULL},
+                                              {"lr_min", "cycle_epochs"}};
+    for (int r = 0; r < 2; r++) {
+        const char *need = required[k][r];
+        if (need && (!kw || !rv_map_get(kw, need)))
+            return rmod_field_fail(m, source, "lr_kwargs", err, "lr_kwargs needs '%s' for %s", need,
+                                   cls);
+    }
+    /* MultiStepLR milestones are absolute epochs inside (start, end) */
+    for (size_t j = 0; k == 1 && j < s->milestone_count; j++) {
+        double mile = s->milestones[j];
+        if (mile <= m->pub.start_epoch || (m->pub.end_epoch >= 0 && mile >= m->pub.end_epoch))
+            return rmod_field_fail(m, source, "lr_kwargs", err,
+                                   "milestone %g must be > start_epoch (%g) and < end_epoch (%g) "
+                                   "unless end_epoch is -1",
+                                   mile, m->pub.start_epoch, m->pub.end_epoch);
+    }
     if (k == 0 && !(s->step_size > 0))
         return rmod_field_fail(m, source, "lr_kwargs", err, "step_size must be > 0");
     if (k == 3 && !(s->cycle_epochs > 0))

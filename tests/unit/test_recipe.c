@@ -57,7 +57,8 @@ static double eval_num(const char *expr)
     char text[512];
     snprintf(text, sizeof text,
              "a: 6\nb: 4\nf: 2.5\nn: -3\nmodifiers:\n  - !LearningRateModifier\n    lr_class: "
-             "ExponentialLR\n    init_lr: 0.1\n    lr_kwargs:\n      gamma: eval(%s)\n",
+             "ExponentialLR\n    start_epoch: 0\n    init_lr: 0.1\n    lr_kwargs:\n      gamma: "
+             "eval(%s)\n",
              expr);
     ics_recipe *r = load_ok(text, NULL);
     if (!r) return NAN;
@@ -498,14 +499,14 @@ static void test_schema_errors(void)
         NULL, "end_epoch (3) must be > start_epoch (3)");
     load_fails(
         "modifiers:\n  - !LearningRateModifier\n    lr_class: MultiStepLR\n    init_lr: 0.1\n"
-        "    lr_kwargs: {milestones: [5, 3]}\n",
+        "    lr_kwargs: {milestones: [5, 3]}\n    start_epoch: 0\n",
         NULL, "milestones must be increasing numbers");
     load_fails("modifiers:\n  - !LearningRateModifier\n    lr_class: StepLR\n    init_lr: 0.1\n"
-               "    lr_kwargs: {step: 3}\n",
+               "    lr_kwargs: {step: 3}\n    start_epoch: 0\n",
                NULL,
                "t.yaml:5:23: LearningRateModifier: lr_kwargs key 'step' is not used by StepLR");
     load_fails("modifiers:\n  - !LearningRateModifier\n    lr_class: StepLR\n    init_lr: 0.1\n"
-               "    lr_kwargs: {gamma: 0.3}\n",
+               "    lr_kwargs: {gamma: 0.3}\n    start_epoch: 0\n",
                NULL, "lr_kwargs needs 'step_size' for StepLR");
     load_fails("modifiers:\n  - !QuantizationModifier\n    start_epoch: 5\n"
                "    freeze_bn_stats_epoch: 4\n",
@@ -576,35 +577,51 @@ static void test_more_errors(void)
         {"modifiers:\n  - !ACDCPruningModifier {compression_sparsity: 1.5, start_epoch: 0, "
          "end_epoch: 20, update_frequency: 5, params: [a]}\n",
          NULL, "compression_sparsity must be in [0, 1), got 1.5"},
-        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: 0.1, "
+        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: 0.1, start_epoch: 0, "
          "lr_kwargs: {step_size: x}}\n",
          NULL, "LearningRateModifier: lr_kwargs step_size must be a number"},
-        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: 0.1, "
-         "lr_kwargs: {step_size: 0}}\n",
+        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: 0.1, start_epoch: 0, "
+         "lr_kwargs: {step_size: 0, gamma: 0.1}}\n",
          NULL, "step_size must be > 0"},
-        {"modifiers:\n  - !LearningRateModifier {lr_class: MultiStepLR, init_lr: 0.1, "
+        {"modifiers:\n  - !LearningRateModifier {lr_class: MultiStepLR, init_lr: 0.1, start_epoch: "
+         "0, "
          "lr_kwargs: {milestones: 5}}\n",
          NULL, "milestones must be a list of epochs"},
         {"modifiers:\n  - !LearningRateModifier {lr_class: CosineAnnealingWarmRestarts, "
-         "init_lr: 0.1, lr_kwargs: {cycle_epochs: 0}}\n",
+         "init_lr: 0.1, start_epoch: 0, lr_kwargs: {cycle_epochs: 0, lr_min: 0}}\n",
          NULL, "cycle_epochs must be > 0"},
-        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: 0.1, "
+        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: 0.1, start_epoch: 0, "
          "lr_kwargs: {[a]: 1}}\n",
          NULL, "a mapping key must be a scalar"},
-        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: 0.1, "
+        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: 0.1, start_epoch: 0, "
          "lr_kwargs: {gamma: 1, gamma: 2}}\n",
          NULL, "duplicate key 'gamma'"},
         {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: -0.1, "
-         "lr_kwargs: {step_size: 1}}\n",
-         NULL, "LearningRateModifier: init_lr must be >= 0"},
+         "lr_kwargs: {step_size: 1, gamma: 0.1}, start_epoch: 0}\n",
+         NULL, "LearningRateModifier: init_lr must be in (0, 1], got -0.1"},
+        {"modifiers:\n  - !LearningRateModifier {lr_class: StepLR, init_lr: 0.1, start_epoch: 0, "
+         "lr_kwargs: {step_size: 1, gamma: 0.1}, update_frequency: 1}\n",
+         NULL, "LearningRateModifier: update_frequency is unused and must be -1"},
+        {"modifiers:\n  - !LearningRateModifier {lr_class: MultiStepLR, init_lr: 0.1, "
+         "start_epoch: 0, lr_kwargs: {milestones: [2]}}\n",
+         NULL, "lr_kwargs needs 'gamma' for MultiStepLR"},
+        {"modifiers:\n  - !LearningRateModifier {lr_class: MultiStepLR, init_lr: 0.1, "
+         "start_epoch: 3, end_epoch: 9, lr_kwargs: {milestones: [5, 9], gamma: 0.1}}\n",
+         NULL, "milestone 9 must be > start_epoch (3) and < end_epoch (9)"},
+        {"modifiers:\n  - !LearningRateModifier {lr_class: CosineAnnealingWarmRestarts, "
+         "init_lr: 0.1, start_epoch: 0, lr_kwargs: {lr_min: 0, cycle_epochs: 5, T_mult: 0.5}}\n",
+         NULL, "lr_kwargs T_mult must be an integer >= 1"},
+        {"modifiers:\n  - !LearningRateFunctionModifier {lr_func: linear, init_lr: 0.1, "
+         "final_lr: 0, start_epoch: 0, end_epoch: 1, update_frequency: 0.5}\n",
+         NULL, "LearningRateFunctionModifier: update_frequency is unused and must be -1"},
         {"modifiers:\n  - !LearningRateFunctionModifier {lr_func: linear, init_lr: -1, "
          "final_lr: 0, start_epoch: 0, end_epoch: 1}\n",
-         NULL, "LearningRateFunctionModifier: init_lr must be >= 0"},
+         NULL, "LearningRateFunctionModifier: init_lr must be in [0, 1], got -1"},
         {"modifiers:\n  - !LearningRateFunctionModifier {lr_func: linear, init_lr: 1, "
-         "final_lr: -1, start_epoch: 0, end_epoch: 1}\n",
-         NULL, "final_lr must be >= 0"},
+         "final_lr: 1.5, start_epoch: 0, end_epoch: 1}\n",
+         NULL, "final_lr must be in [0, 1], got 1.5"},
         {"modifiers:\n  - !LearningRateFunctionModifier {lr_func: cyclic_linear, init_lr: 1, "
-         "final_lr: 0, start_epoch: 0, end_epoch: 1}\n",
+         "final_lr: 0, start_epoch: 0, end_epoch: 1, cycle_epochs: 0}\n",
          NULL, "lr_func cyclic_linear needs cycle_epochs > 0"},
         {"modifiers:\n  - !SetLearningRateModifier {learning_rate: -1}\n", NULL,
          "learning_rate must be >= 0"},
@@ -861,8 +878,10 @@ static const char *flat_b =
     "  - !EpochRangeModifier {start_epoch: 0, end_epoch: 5}\n"
     "  - !QuantizationModifier {start_epoch: 1, freeze_bn_stats_epoch: 3, "
     "disable_quantization_observer_epoch: 4}\n"
-    "  - !LearningRateModifier {lr_class: MultiStepLR, lr_kwargs: {milestones: [2, 4]}, "
-    "init_lr: 0.01}\n"
+    "  - !LearningRateModifier {lr_class: MultiStepLR, lr_kwargs: {milestones: [2, 4], gamma: "
+    "0.1}, "
+    "init_lr: 0.01, start_epoch: 0}\n"
+    "  - !SetWeightDecayModifier {weight_decay: 0.0}\n"
     "  - !GMPruningModifier {init_sparsity: 0.05, final_sparsity: 0.9, start_epoch: 0.5, "
     "end_epoch: 3.5, update_frequency: 0.25, params: ['re:.*conv.*'], mask_type: [1, 4]}\n";
 
@@ -902,7 +921,9 @@ static void test_compose_and_reload(void)
     CU_ASSERT_DOUBLE_EQUAL(q->u.quantization.freeze_bn_stats_epoch, 13, 0);
     CU_ASSERT_DOUBLE_EQUAL(q->u.quantization.disable_quantization_observer_epoch, 14, 0);
     const ics_modifier *lr = find_mod(c, ICS_MOD_LR, 0);
-    CU_ASSERT_DOUBLE_EQUAL(lr->start_epoch, 10, 0); /* -1: from the start of its stage */
+    CU_ASSERT_DOUBLE_EQUAL(lr->start_epoch, 10, 0);
+    /* -1 ("from the start") becomes the start of its stage */
+    CU_ASSERT_DOUBLE_EQUAL(find_mod(c, ICS_MOD_SET_WEIGHT_DECAY, 0)->start_epoch, 10, 0);
     CU_ASSERT_DOUBLE_EQUAL(lr->u.lr.milestones[0], 12, 0);
     const ics_modifier *gmp = find_mod(c, ICS_MOD_GM_PRUNING, 0);
     CU_ASSERT_DOUBLE_EQUAL(gmp->start_epoch, 10.5, 0);
@@ -1090,7 +1111,7 @@ static void test_max_epochs_and_sparsity(void)
 {
     ics_recipe *r = load_ok("modifiers:\n  - !EpochRangeModifier {start_epoch: 0, end_epoch: 9.2}\n"
                             "  - !SetWeightDecayModifier {start_epoch: 10.5, weight_decay: 0}\n"
-                            "  - !LearningRateModifier {lr_class: ExponentialLR, "
+                            "  - !LearningRateModifier {lr_class: ExponentialLR, start_epoch: 0, "
                             "lr_kwargs: {gamma: 0.9}, init_lr: 0.1}\n",
                             NULL);
     if (r) CU_ASSERT_EQUAL(ics_recipe_max_epochs(r), 11); /* ceil(10.5) beats ceil(9.2) */
