@@ -4,3 +4,9 @@ noinst_PROGRAMS += bench/bench_loader
 bench_bench_loader_SOURCES = bench/bench_loader.c
 bench_bench_loader_LDADD = libicsparse.la
 EXTRA_DIST += bench/bench_loader_ref.py bench/bench_shard.sh
+# Whole-model training/inference throughput beside PyTorch (owned by src/models).
+noinst_PROGRAMS += bench/bench_models
+bench_bench_models_SOURCES = bench/bench_models.c
+bench_bench_models_LDADD = libicsparse.la
+EXTRA_DIST += bench/torch_models.py
+dist_noinst_SCRIPTS += bench/run-engine-bench
