@@ -652,7 +652,8 @@ int main(void)
     add_conv(3, 5, 6, 8, 5, 1, 1, 1, 1, 0, 0, 1, 1);   /* pointwise GEMM path */
     add_conv(2, 7, 9, 6, 4, 1, 1, 2, 2, 0, 0, 1, 0);   /* 1x1 stride 2 (downsample) */
     add_conv(2, 15, 13, 3, 5, 7, 7, 2, 2, 3, 3, 1, 0); /* ResNet stem shape */
-    add_conv(2, 8, 8, 1, 4, 3, 3, 1, 1, 0, 0, 1, 1);   /* one input channel, pad 0 */
+    add_conv(2, 8, 8, 1, 4, 3, 3, 1, 1, 0, 0, 1, 1);   /* one input channel, pad 0: small K */
+    add_conv(3, 9, 8, 3, 8, 3, 3, 2, 2, 1, 1, 1, 1);   /* RGB 3x3 stride 2: small K */
     add_conv(3, 9, 10, 4, 6, 3, 3, 1, 1, 1, 1, 2, 1);  /* groups 2 */
     add_conv(2, 7, 7, 6, 6, 3, 3, 1, 1, 1, 1, 3, 0);   /* groups 3 */
     add_conv(3, 9, 11, 8, 8, 3, 3, 1, 1, 1, 1, 8, 1);  /* depthwise */
@@ -699,7 +700,7 @@ int main(void)
         return 1;
     }
     static const ics_test_case cases[] = {
-        {"conv2d forward/backward (pointwise, im2col, groups, depthwise)", test_conv2d},
+        {"conv2d forward/backward (pointwise, small K, im2col, groups, depthwise)", test_conv2d},
         {"batchnorm train/eval/backward and running stats", test_batchnorm},
         {"max/avg/adaptive pooling", test_pools},
         {"linear", test_linear},

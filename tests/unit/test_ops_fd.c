@@ -160,7 +160,8 @@ static void check_conv(int n, int h, int w, int cin, int cout, int k, int s, int
 
 static void test_conv2d_fd(void)
 {
-    check_conv(2, 7, 6, 3, 4, 3, 2, 1, 1); /* im2col */
+    check_conv(2, 7, 6, 3, 4, 3, 2, 1, 1); /* small K (first layer): direct */
+    check_conv(2, 6, 5, 5, 4, 3, 2, 1, 1); /* im2col */
     check_conv(2, 5, 5, 6, 4, 3, 1, 1, 2); /* groups */
     check_conv(2, 4, 5, 5, 3, 1, 1, 0, 1); /* pointwise */
     check_conv(2, 7, 7, 4, 4, 3, 2, 1, 4); /* depthwise */
@@ -486,7 +487,7 @@ int main(void)
 {
     ops = ics_backend_cpu();
     static const ics_test_case cases[] = {
-        {"conv2d (im2col, groups, pointwise, depthwise)", test_conv2d_fd},
+        {"conv2d (small K, im2col, groups, pointwise, depthwise)", test_conv2d_fd},
         {"batchnorm (training statistics)", test_batchnorm_fd},
         {"relu, relu6", test_activations_fd},
         {"dropout", test_dropout_fd},

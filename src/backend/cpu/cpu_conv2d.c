@@ -7,6 +7,8 @@
  *    already the GEMM operand, y[NHW, Cout] = x[NHW, Cin] * W^T, no copy;
  *  - depthwise (groups == in_c == out_c): direct kernels (cpu_depthwise.c),
  *    since a per-channel GEMM would have K = KH*KW ~ 9 and be all overhead;
+ *  - tiny K = in_c*KH*KW (the first layer on 1 or 3 channels): direct
+ *    kernels too (cpu_conv_smallk.c), for the same reason;
  *  - everything else: im2col (cpu_im2col.c) into the workspace, one GEMM per
  *    group, processed a few images at a time so the column matrix stays
  *    under COL_CHUNK_BYTES however large the batch.
@@ -84,6 +86,7 @@ size_t cpu_conv2d_workspace_bytes(const ics_conv2d_desc *d)
 {
     if (is_pointwise(d)) return 0;
     if (is_depthwise(d)) return cpu_depthwise_workspace_bytes(d);
+    if (cpu_conv_smallk_applies(d)) return cpu_conv_smallk_workspace_bytes(d);
     return plan_im2col(d).total_bytes;
 }
 
@@ -140,6 +143,10 @@ void cpu_conv2d_forward(const ics_conv2d_desc *d, const float *x, const float *w
         cpu_depthwise_forward(d, x, weight, bias, y, workspace);
         return;
     }
+    if (!is_pointwise(d) && cpu_conv_smallk_applies(d)) {
+        cpu_conv_smallk_forward(d, x, weight, bias, y, workspace);
+        return;
+    }
     const float beta = bias ? 1.0f : 0.0f;
     if (bias) fill_rows_with_bias(out_rows, d->out_c, bias, y);
     if (is_pointwise(d)) {
@@ -176,6 +183,10 @@ void cpu_conv2d_backward(const ics_conv2d_desc *d, const float *x, const float *
     const int64_t out_rows = (int64_t)d->batch * d->out_h * d->out_w;
     if (is_depthwise(d)) {
         cpu_depthwise_backward(d, x, weight, dy, dx, dweight, dbias, workspace);
+        return;
+    }
+    if (!is_pointwise(d) && cpu_conv_smallk_applies(d)) {
+        cpu_conv_smallk_backward(d, x, weight, dy, dx, dweight, dbias, workspace);
         return;
     }
     if (dbias && out_rows > 0) accumulate_bias_grad(out_rows, d->out_c, dy, dbias);

@@ -20,6 +20,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The hot loops are compiled twice, for x86-64-v3 (AVX2, 8 floats per
+ * instruction) and the baseline (SSE2, 4), and the loader picks one per
+ * machine (GCC's target_clones, an ifunc). -std=c11 keeps floating-point
+ * contraction off, so no FMA is formed and elementwise results are the same
+ * bits in both clones; only `omp simd reduction` sums may differ by the
+ * lane count. Other compilers and CPUs get the plain function. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 12
+#define ICS_CPU_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define ICS_CPU_SIMD_CLONES
+#endif
+
 /* Loops with fewer elements than this run on one thread: the cost of
  * waking the team (a few microseconds) exceeds the work below it. */
 #define ICS_CPU_PARALLEL_MIN 32768
@@ -59,6 +71,18 @@ void cpu_im2col(const ics_conv2d_desc *d, const float *x, int n0, int count, int
  * group untouched; pixels that no window reads are set to zero). */
 void cpu_col2im(const ics_conv2d_desc *d, const float *col, int n0, int count, int c0, int cg,
                 float *dx);
+
+/* ---- cpu_conv_smallk.c ------------------------------------------------ */
+/* Direct conv for groups == 1 and K = in_c*KH*KW <= ICS_CPU_SMALLK_MAX (the
+ * first layer): below that size a GEMM is bound by memory, not flops. */
+#define ICS_CPU_SMALLK_MAX 32
+int cpu_conv_smallk_applies(const ics_conv2d_desc *d);
+size_t cpu_conv_smallk_workspace_bytes(const ics_conv2d_desc *d);
+void cpu_conv_smallk_forward(const ics_conv2d_desc *d, const float *x, const float *weight,
+                             const float *bias, float *y, void *workspace);
+void cpu_conv_smallk_backward(const ics_conv2d_desc *d, const float *x, const float *weight,
+                              const float *dy, float *dx, float *dweight, float *dbias,
+                              void *workspace);
 
 /* ---- cpu_depthwise.c --------------------------------------------------- */
 /* groups == in_c == out_c; workspace from cpu_depthwise_workspace_bytes. */
