@@ -386,6 +386,7 @@ static void test_weight_decay_per_group(void)
     CU_ASSERT_EQUAL(ics_optim_set_weight_decay(opt, 0, -1, &err), ICS_ERR_CONFIG);
     CU_ASSERT_STRING_EQUAL(err.message, "optimizer: group 0: invalid weight decay -1 (must be >= 0)");
     ics_optim_destroy(opt);
+    free_views(data, grad);
 
     /* Without no_decay_1d every view is in group 0. */
     make_views(views, data, grad, 0);
