@@ -4,6 +4,7 @@
 #include "ics_build_config.h"
 #include "apps/app.h"
 
+#include <icsparse/model.h>
 #include <icsparse/recipe.h>
 
 #include <errno.h>
@@ -16,7 +17,8 @@ static const ics_app_option options[] = {
     {"explain", 0, 1, NULL, "RECIPE", "none", "print a normalized summary of RECIPE"},
     {"recipe-args", 0, 1, "recipe.args", "JSON", NULL,
      "recipe variable overrides (JSON or YAML mapping)"},
-    {"arch", 0, 1, NULL, "ARCH", "none", "with --explain: show what each modifier selects in ARCH"},
+    {"arch", 0, 1, NULL, "ARCH", "none",
+     "with --explain: what each modifier selects in model ARCH"},
     {"param-names", 0, 1, NULL, "FILE", "none",
      "with --explain: the model's parameters, one 'name prunable(0|1)' per line"},
     {"base", 0, 1, NULL, "RECIPE", "none", "compose: the recipe trained so far"},
@@ -80,15 +82,39 @@ static ics_status read_param_names(const char *path, param_table *t, ics_error *
     return ICS_OK;
 }
 
-/* The hook for --arch: the model library will give the parameter names of
- * an architecture; until it is linked here, --param-names does the job. */
+/* --arch: the trainable tensors of the architecture as the model library
+ * builds it (torchvision state_dict names; buffers and counters are not
+ * parameters, as in named_parameters()). Only the tensor table is used:
+ * the slabs are allocated zeroed and never touched. */
 static ics_status arch_param_names(const char *arch, param_table *t, ics_error *err)
 {
-    (void)t;
-    return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
-                    "--arch %s: parameter names by architecture are not available yet; pass "
-                    "--param-names FILE",
-                    arch);
+    memset(t, 0, sizeof *t);
+    ics_model *model = NULL;
+    ics_status st = ics_model_create(arch, NULL, &model, err);
+    if (st != ICS_OK) return st;
+    int n = ics_model_num_tensors(model);
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++)
+        bytes += strlen(ics_model_tensor(model, i)->name) + 1;
+    t->text = malloc(bytes ? bytes : 1);
+    t->params = calloc((size_t)n + 1, sizeof *t->params);
+    if (!t->text || !t->params) {
+        ics_model_destroy(model);
+        return ICS_FAIL(err, ICS_ERR_NOMEM, "out of memory listing the parameters of %s", arch);
+    }
+    char *p = t->text;
+    for (int i = 0; i < n; i++) {
+        const ics_tensor_info *info = ics_model_tensor(model, i);
+        if (info->kind == ICS_TENSOR_BUFFER || info->kind == ICS_TENSOR_COUNTER) continue;
+        size_t len = strlen(info->name) + 1;
+        memcpy(p, info->name, len);
+        t->params[t->count].name = p;
+        t->params[t->count].prunable = info->prunable;
+        t->count++;
+        p += len;
+    }
+    ics_model_destroy(model);
+    return ICS_OK;
 }
 
 static ics_status explain(ics_app *app, const char *path, const char *args, ics_error *err)

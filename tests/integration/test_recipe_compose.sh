@@ -72,8 +72,20 @@ check "unknown modifier in .md front matter" expect_exit 1 "$out" \
 check "unknown modifier: line and column" contains "$out" "frontmatter\.md:9:5: unknown modifier !Bogus"
 check "unknown recipe_args variable exits 2" expect_exit 2 "$out" \
     icsparse-compose --explain "$r50" --recipe-args '{"num_epoch": 3}'
-check "--arch without the model library exits 2" expect_exit 2 "$out" \
-    icsparse-compose --explain "$r50" --arch resnet50
+acdc="$upstream/mobilenet-acdc-pruning.yaml"
+tl="$upstream/classification-transfer-learn-pruned-quantized.yaml"
+check "--arch resnet50: __ALL_PRUNABLE__" expect_exit 0 "$out" icsparse-compose --explain "$tl" --arch resnet50
+check "--arch resnet50: 53 convs + fc of torchvision's 161 parameters" contains "$out" \
+    '^    selects 54 of 161 parameters:$'
+check "--arch resnet50: a downsample conv is prunable" contains "$out" '^      layer2\.0\.downsample\.0\.weight$'
+# The AC/DC recipe was written for SparseML's mobilenet (classifier.fc.weight):
+# re:.*.fc.weight needs a character before "fc", so torchvision's fc.weight
+# does not match, here as upstream.
+check "--arch resnet50: the AC/DC recipe's fc selector fails, exit 2" expect_exit 2 "$out" \
+    icsparse-compose --explain "$acdc" --arch resnet50
+check "--arch resnet50: names the selector and its line" contains "$out" \
+    "line 27, column 28: params selector 're:\.\*\.fc\.weight' matches no parameter of the model \(161 parameters\)"
+check "--arch unknown exits 2" expect_exit 2 "$out" icsparse-compose --explain "$acdc" --arch resnet5
 
 check "--arch and --param-names together exit 2" expect_exit 2 "$out" \
     icsparse-compose --explain "$r50" --arch resnet50 --param-names "$names"
