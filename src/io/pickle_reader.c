@@ -285,7 +285,8 @@ static ics_status latin1_bytes(vm *m, const ics_pv *text, ics_pv **result)
 {
     ics_pv *b = ics_pv_new_bytes(m->arena, "", 0, m->err);
     if (!b) return failed(m);
-    char *out = ics_pv_arena_strdup(m->arena, "", text->u.str.len, m->err);
+    /* decoded in place in a copy: each byte needs at least one UTF-8 byte */
+    char *out = ics_pv_arena_strdup(m->arena, text->u.str.data, text->u.str.len, m->err);
     if (!out) return failed(m);
     const uint8_t *s = (const uint8_t *)text->u.str.data;
     size_t n = 0;

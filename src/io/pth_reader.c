@@ -283,7 +283,7 @@ static ics_status load_archive(ics_pth *pth, const ics_zip_reader *zip, const ch
     st = ics_zip_extract(zip, pkl, 0, &pickle, &pickle_size, err);
     if (st != ICS_OK) return st;
     loader ld = {.zip = zip, .label = label, .prefix = prefix,
-                 .tensor_budget = 4 * file_size + ((size_t)64 << 20)};
+                 .tensor_budget = 4 * file_size + ((size_t)16 << 20)};
     ics_pickle_hooks hooks = {.ctx = &ld, .persistent_load = persistent_load, .call = call_hook};
     char pickle_label[1024];
     snprintf(pickle_label, sizeof pickle_label, "%s: %s", label, pkl->name);
