@@ -14,12 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* EpochRangeModifier only sets the epoch range: nothing beyond the
+ * common start/end checks. */
 ics_status rbind_epoch_range(rmod *m, const char *source, ics_error *err)
 {
     (void)m, (void)source, (void)err;
     return ICS_OK;
 }
 
+/* LearningRateFunctionModifier: lr_func, the two learning rates (SparseML
+ * keeps them in [0, 1]) and the cycle length of cyclic_linear. */
 ics_status rbind_lr_function(rmod *m, const char *source, ics_error *err)
 {
     ics_lr_function_spec *s = &m->pub.u.lr_function;
@@ -143,6 +147,7 @@ ics_status rbind_lr(rmod *m, const char *source, ics_error *err)
     return ICS_OK;
 }
 
+/* SetLearningRateModifier: one learning rate, >= 0. */
 ics_status rbind_set_lr(rmod *m, const char *source, ics_error *err)
 {
     m->pub.u.learning_rate = rmod_num(m, "learning_rate", 0);
@@ -151,6 +156,7 @@ ics_status rbind_set_lr(rmod *m, const char *source, ics_error *err)
     return ICS_OK;
 }
 
+/* SetWeightDecayModifier: one weight decay, >= 0. */
 ics_status rbind_set_wd(rmod *m, const char *source, ics_error *err)
 {
     m->pub.u.weight_decay = rmod_num(m, "weight_decay", 0);
@@ -159,6 +165,8 @@ ics_status rbind_set_wd(rmod *m, const char *source, ics_error *err)
     return ICS_OK;
 }
 
+/* QuantizationModifier: what to quantize, bit widths, and the QAT epochs
+ * (observer freeze, BN freeze) that must not come before start_epoch. */
 ics_status rbind_quantization(rmod *m, const char *source, ics_error *err)
 {
     ics_quantization_spec *s = &m->pub.u.quantization;
@@ -222,6 +230,7 @@ ics_status rbind_quantization(rmod *m, const char *source, ics_error *err)
     return ICS_OK;
 }
 
+/* TrainableParamsModifier: a non-empty selector list and the flag. */
 ics_status rbind_trainable(rmod *m, const char *source, ics_error *err)
 {
     ics_trainable_spec *s = &m->pub.u.trainable;
@@ -234,6 +243,8 @@ ics_status rbind_trainable(rmod *m, const char *source, ics_error *err)
     return st;
 }
 
+/* DistillationModifier: loss = (1-h) task + h KD at temperature T
+ * (KL * T^2); 0 <= h <= 1, T > 0. */
 ics_status rbind_distillation(rmod *m, const char *source, ics_error *err)
 {
     ics_distillation_spec *s = &m->pub.u.distillation;

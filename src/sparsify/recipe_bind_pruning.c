@@ -56,6 +56,9 @@ static ics_status bind_mask(rmod *m, const char *source, ics_pruning_spec *s, ic
     return ICS_OK;
 }
 
+/* Every pruning modifier: selectors, sparsity groups (one per target
+ * sparsity), interpolation, mask type; AC/DC phase rule; Constant keeps
+ * the current zeros (init_from_param) with update_frequency -1. */
 ics_status rbind_pruning(rmod *m, const char *source, ics_error *err)
 {
     ics_pruning_spec *s = &m->pub.u.pruning;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Adds shift to a numeric field unless it is absent or -1 ("never"). */
 static ics_status shift_field(rmod *m, const char *field, double shift, ics_error *err)
 {
     rv *v = rv_map_get(&m->fields, field);
@@ -26,6 +27,7 @@ static ics_status shift_field(rmod *m, const char *field, double shift, ics_erro
     return ICS_OK;
 }
 
+/* Moves every absolute epoch of a next-stage modifier by base_end. */
 static ics_status shift_next_modifier(rmod *m, double base_end, ics_error *err)
 {
     rv *start = rv_map_get(&m->fields, "start_epoch");
@@ -43,6 +45,7 @@ static ics_status shift_next_modifier(rmod *m, double base_end, ics_error *err)
     return st;
 }
 
+/* Copies stage metadata when there is any. */
 static ics_status copy_metadata(rv *dst, const rv *src, ics_error *err)
 {
     if (src->kind == RV_NULL) return ICS_OK;

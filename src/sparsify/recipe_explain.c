@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* "from 0 to 40", "from the start, never ends": see recipe_internal.h. */
 void recipe_epoch_range_text(const ics_modifier *m, char *buf, size_t size)
 {
     char start[32], end[32];

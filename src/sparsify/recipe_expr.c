@@ -50,12 +50,14 @@ static ics_status xfail(xparser *p, size_t at, const char *fmt, const char *arg)
                        p->text, len > 80 ? "..." : "", msg);
 }
 
+/* Spaces, tabs and newlines (a folded YAML scalar) between tokens. */
 static void skip_space(xparser *p)
 {
     while (p->text[p->pos] == ' ' || p->text[p->pos] == '\t' || p->text[p->pos] == '\n')
         p->pos++;
 }
 
+/* A number with its Python kind. */
 static rnum mk(double v, int is_int)
 {
     rnum r = {v, is_int};
@@ -98,14 +100,18 @@ int rexpr_parse_number(const char *text, rnum *out)
     return 1;
 }
 
+/* term ((+ | -) term)*, left-associative */
 static ics_status parse_expr(xparser *p, rnum *out);
+/* (- | +)* power */
 static ics_status parse_unary(xparser *p, rnum *out);
 
+/* Python // on floats: floor of the true quotient. */
 static double py_floor_div(double a, double b)
 {
     return floor(a / b);
 }
 
+/* Python %: the result has the sign of the divisor. */
 static double py_mod(double a, double b)
 {
     double r = fmod(a, b);
@@ -123,6 +129,7 @@ static double round_half_even(double x)
     return r;
 }
 
+/* The six allowed functions with Python's results and kinds. */
 static ics_status call_function(xparser *p, const char *name, size_t at, rnum *args, int nargs,
                                 rnum *out)
 {
@@ -168,6 +175,7 @@ static ics_status call_function(xparser *p, const char *name, size_t at, rnum *a
     return ICS_OK;
 }
 
+/* NUMBER | NAME | FUNC(args) | ( expr ) */
 static ics_status parse_primary(xparser *p, rnum *out)
 {
     skip_space(p);
@@ -246,6 +254,7 @@ static ics_status parse_primary(xparser *p, rnum *out)
                  tok);
 }
 
+/* a ** b with Python's errors (0 ** negative, negative ** fraction). */
 static ics_status power_op(xparser *p, size_t at, rnum a, rnum b, rnum *out)
 {
     if (a.v == 0.0 && b.v < 0) return xfail(p, at, "zero to a negative power%s", "");
@@ -258,6 +267,8 @@ static ics_status power_op(xparser *p, size_t at, rnum a, rnum b, rnum *out)
     return ICS_OK;
 }
 
+/* primary [** unary]: right-associative, binds tighter than unary minus
+ * on its left and looser on its right (2 ** -1). */
 static ics_status parse_power(xparser *p, rnum *out)
 {
     ics_status st = parse_primary(p, out);
@@ -291,6 +302,7 @@ static ics_status parse_unary(xparser *p, rnum *out)
     return parse_power(p, out);
 }
 
+/* unary ((* | / | // | %) unary)*, left-associative */
 static ics_status parse_term(xparser *p, rnum *out)
 {
     ics_status st = parse_unary(p, out);

@@ -93,6 +93,7 @@ static int mod_compare(const void *pa, const void *pb)
     return a->source_index < b->source_index ? -1 : a->source_index > b->source_index;
 }
 
+/* See recipe_internal.h: schedule order (mod_compare). */
 void recipe_sort(ics_recipe *r)
 {
     if (r->mod_count > 1) qsort(r->mods, r->mod_count, sizeof *r->mods, mod_compare);
@@ -123,16 +124,19 @@ int ics_recipe_is_staged(const ics_recipe *r)
     return r->staged;
 }
 
+/* SparseML: any key containing "modifiers" holds a modifier list. */
 static int is_modifier_key(const char *key)
 {
     return strstr(key, "modifiers") != NULL;
 }
 
+/* `metadata` (RECIPE_METADATA_KEY) or `__metadata__`. */
 static int is_metadata_key(const char *key)
 {
     return strcmp(key, "metadata") == 0 || strcmp(key, "__metadata__") == 0;
 }
 
+/* A mapping holding a modifier list is a stage. */
 static int has_modifier_key(const ynode *map)
 {
     if (!map || map->kind != YN_MAP) return 0;
@@ -164,6 +168,8 @@ typedef struct layout {
     ynode *metadata;
 } layout;
 
+/* Sorts one mapping's keys into modifier lists, metadata, stages (top
+ * level only) and variables. */
 static ics_status scan_mapping(const ynode *map, const char *source, layout *lay, ynode **stages,
                                int *stage_count, int max_stages, ics_error *err)
 {
@@ -225,6 +231,8 @@ static int override_fields(layout *lay, const char *key, ynode *value)
     return found;
 }
 
+/* Applies every recipe_args key (see the file comment); a key that
+ * names nothing is an error. */
 static ics_status apply_overrides(const ynode *args, layout *global, layout *stage_layouts,
                                   int stage_count, const char *source, ics_error *err)
 {
@@ -338,6 +346,7 @@ static ics_status parse_recipe_args(const char *text, ynode **out, ics_error *er
     return st;
 }
 
+/* Builds the modifiers of a layout's lists in source order. */
 static ics_status build_modifiers(ics_recipe *r, layout *lay, int stage, size_t *index,
                                   ics_error *err)
 {
@@ -355,6 +364,7 @@ static ics_status build_modifiers(ics_recipe *r, layout *lay, int stage, size_t 
     return ICS_OK;
 }
 
+/* Document tree -> recipe: layout, overrides, evaluation, modifiers. */
 static ics_status load_tree(ynode *root, const char *source, const char *recipe_args,
                             ics_recipe **out, ics_error *err)
 {
@@ -434,6 +444,7 @@ static ics_status load_tree(ynode *root, const char *source, const char *recipe_
     return ICS_OK;
 }
 
+/* Parses YAML text and loads it (line_offset: front matter). */
 static ics_status load_text(const char *text, size_t length, const char *source, int line_offset,
                             const char *recipe_args, ics_recipe **out, ics_error *err)
 {

@@ -64,6 +64,7 @@ typedef struct rschema {
         NULL, FK_IGNORED, 0, NULL, NULL                                                            \
     }
 
+/* start/end must be -1 or >= 0, and the end_comparator rule holds. */
 static ics_status check_epochs(rmod *m, const char *source, int end_comparator, ics_error *err)
 {
     double start = m->pub.start_epoch, end = m->pub.end_epoch;
@@ -271,6 +272,7 @@ static const char *kind_words(fkind kind)
     }
 }
 
+/* 1 when every item of a list is a string. */
 static int all_strings(const rv *list)
 {
     for (size_t i = 0; i < list->count; i++)
@@ -362,6 +364,7 @@ static int conform(const rfield *f, rv *v)
     }
 }
 
+/* A field's default (text in the table) as a value of its kind. */
 static ics_status default_value(const rfield *f, rv *out, ics_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -380,6 +383,7 @@ static ics_status default_value(const rfield *f, rv *out, ics_error *err)
     return ICS_OK;
 }
 
+/* A value as short flow text for an error message. */
 static void value_words(const rv *v, char *buf, size_t size)
 {
     rbuf b = {0};
