@@ -53,22 +53,21 @@ ics_status ics_dataset_meta_set_classes(ics_dataset_meta *meta, const char *cons
 
 ics_status ics_dataset_meta_number_classes(ics_dataset_meta *meta, int count, ics_error *err)
 {
-    char text[16];
-    char **names = ics_calloc((size_t)(count > 0 ? count : 1), sizeof *names, "class names", err);
-    if (!names) return ICS_ERR_NOMEM;
-    for (int i = 0; i < count; i++) {
-        snprintf(text, sizeof text, "%d", i);
-        names[i] = text;
-        ics_status st = ics_dataset_meta_set_classes(meta, (const char *const *)names, i + 1, err);
-        if (st) {
-            free(names);
-            return st;
-        }
-        names[i] = meta->class_names[i];
+    /* One buffer of 12-byte names ("0".."N-1") and pointers into it. */
+    char *text = ics_calloc((size_t)(count > 0 ? count : 1), 12, "class names", err);
+    const char **names = text ? ics_calloc((size_t)(count > 0 ? count : 1), sizeof *names, "class names", err) : NULL;
+    if (!names) {
+        free(text);
+        return ICS_ERR_NOMEM;
     }
+    for (int i = 0; i < count; i++) {
+        snprintf(text + 12 * i, 12, "%d", i);
+        names[i] = text + 12 * i;
+    }
+    ics_status st = ics_dataset_meta_set_classes(meta, names, count, err);
     free(names);
-    if (count == 0) return ics_dataset_meta_set_classes(meta, NULL, 0, err);
-    return ICS_OK;
+    free(text);
+    return st;
 }
 
 ics_status ics_dataset_meta_copy(ics_dataset_meta *dst, const ics_dataset_meta *src, ics_error *err)

@@ -222,7 +222,7 @@ static void expect_open_error(const char *path, ics_status want, const char *mes
 static void test_dataset_reader_refuses_other_files(void)
 {
     expect_open_error(path_in("absent.h5"), ICS_ERR_IO, "absent.h5: cannot open");
-    ics_test_write_file(tmp, "text.h5", "this is not HDF5\n");
+    free(ics_test_write_file(tmp, "text.h5", "this is not HDF5\n"));
     expect_open_error(path_in("text.h5"), ICS_ERR_FORMAT, "text.h5: not an HDF5 file");
     /* An HDF5 file of another kind. */
     hid_t f = H5Fcreate(path_in("plain.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);

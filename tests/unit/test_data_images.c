@@ -121,7 +121,7 @@ static void test_bad_images(void)
     snprintf(b, sizeof b, "%s/cut.png", tmp);
     truncate_copy(a, b, 0.5);
     expect_decode_error(b, "cut.png: damaged PNG: ");
-    ics_test_write_file(tmp, "text.png", "this is text\n");
+    free(ics_test_write_file(tmp, "text.png", "this is text\n"));
     snprintf(b, sizeof b, "%s/text.png", tmp);
     expect_decode_error(b, "text.png: neither JPEG nor PNG");
     snprintf(b, sizeof b, "%s/absent.jpg", tmp);
@@ -203,7 +203,7 @@ static void test_image_folder(void)
     put("folder/train/ant/c.jpeg", 20, 25, 5, 1);
     put("folder/val/ant/x.png", 30, 40, 6, 0);
     put("folder/val/zebra/y.jpg", 30, 40, 7, 1);
-    ics_test_write_file(tmp, "folder/train/ant/notes.txt", "skipped like ImageFolder\n");
+    free(ics_test_write_file(tmp, "folder/train/ant/notes.txt", "skipped like ImageFolder\n"));
     char dir[512];
     snprintf(dir, sizeof dir, "%s/folder", tmp);
     ics_raw_dataset raw;
