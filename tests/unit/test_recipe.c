@@ -967,6 +967,123 @@ static void test_compose_and_reload(void)
     ics_recipe_destroy(e);
 }
 
+/* The written text as SparseML reads it: PyYAML's safe_load (YAML 1.1,
+ * where "1e-05" would be a string) gives every field the same type and
+ * value as icsparse has. Skips when Python has no yaml module. */
+static const char *const pyyaml_dump =
+    "import sys, json, yaml\n"
+    "class L(yaml.SafeLoader): pass\n"
+    "L.add_multi_constructor('!', lambda l, s, n: dict(l.construct_mapping(n, deep=True), "
+    "__tag=s))\n"
+    "doc = yaml.load(open(sys.argv[1]), Loader=L)\n"
+    "assert doc.pop('version') == '1.1.0'\n"
+    "for stage, body in doc.items():\n"
+    "    for m in body[stage + '_modifiers']:\n"
+    "        for k, v in m.items():\n"
+    "            if k != '__tag': print(stage, m['__tag'], k, type(v).__name__, json.dumps(v))\n";
+
+static const char *kind_name(const rv *v)
+{
+    switch (v->kind) {
+    case RV_NULL:
+        return "NoneType";
+    case RV_BOOL:
+        return "bool";
+    case RV_INT:
+        return "int";
+    case RV_FLOAT:
+        return "float";
+    case RV_STRING:
+        return "str";
+    case RV_LIST:
+        return "list";
+    default:
+        return "dict";
+    }
+}
+
+static void check_against_pyyaml(const ics_recipe *c, const char *dir, const char *script)
+{
+    ics_error err;
+    char *yaml = ics_recipe_to_yaml(c, &err);
+    char *path = ics_test_write_file(dir, "composed.yaml", yaml);
+    char command[8192];
+    snprintf(command, sizeof command, "%s %s %s",
+             getenv("PYTHON_TORCH") ? getenv("PYTHON_TORCH") : "/usr/bin/python3", script, path);
+    char *output = NULL;
+    int rc = ics_test_run(command, &output);
+    if (rc != 0) fprintf(stderr, "\n  PyYAML: %s\n", output ? output : "");
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    /* one line per field, in the order the text has them: stage by stage,
+     * modifiers in schedule order, fields in schema order */
+    char *line = output;
+    size_t fields = 0;
+    for (size_t s = 0; s < c->stage_count; s++)
+        for (size_t i = 0; i < c->mod_count; i++) {
+            const rmod *m = c->mods[i];
+            if ((size_t)m->pub.stage != s) continue;
+            for (size_t f = 0; f < m->fields.count; f++, fields++) {
+                char want[512];
+                snprintf(want, sizeof want, "%s %s %s %s ", c->stages[s].name, m->pub.type_name,
+                         m->fields.keys[f], kind_name(&m->fields.items[f]));
+                CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+                if (strncmp(line, want, strlen(want)) != 0) {
+                    char *eol = strchr(line, '\n');
+                    fprintf(stderr, "\n  want '%s...', PyYAML gave '%.*s'", want,
+                            eol ? (int)(eol - line) : (int)strlen(line), line);
+                    CU_FAIL("PyYAML reads another type");
+                } else if (rv_is_number(&m->fields.items[f])) {
+                    CU_ASSERT_EQUAL(strtod(line + strlen(want), NULL), m->fields.items[f].num);
+                }
+                line = strchr(line, '\n');
+                if (line) line++;
+            }
+        }
+    CU_ASSERT(fields > 10);
+    CU_ASSERT(line == NULL || *line == '\0');
+    free(output);
+    free(path);
+    free(yaml);
+}
+
+static void test_written_text_reads_the_same_in_pyyaml(void)
+{
+    const char *python = getenv("PYTHON_TORCH");
+    char probe[512];
+    snprintf(probe, sizeof probe, "%s -c 'import yaml' 2>/dev/null",
+             python && python[0] ? python : "/usr/bin/python3");
+    if (ics_test_run(probe, NULL) != 0) {
+        fprintf(stderr, "\n  SKIP: no Python with PyYAML to read the written recipes\n");
+        return;
+    }
+    char *dir = ics_test_tmpdir("pyyaml");
+    char *script = ics_test_write_file(dir, "dump.py", pyyaml_dump);
+    ics_recipe *a = load_fixture("all-modifiers.yaml", NULL),
+               *b = load_fixture("staged.yaml", NULL);
+    ics_recipe *c = NULL, *d = NULL;
+    ics_error err;
+    CU_ASSERT_EQUAL_FATAL(ics_recipe_compose(a, b, &c, &err), ICS_OK);
+    check_against_pyyaml(c, dir, script);
+    char *up = upstream_dir();
+    if (up) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/resnet50-imagenet-pruned-quant-moderate.yaml", up);
+        ics_recipe *r = NULL;
+        CU_ASSERT_EQUAL_FATAL(ics_recipe_load_file(path, NULL, &r, &err), ICS_OK);
+        CU_ASSERT_EQUAL_FATAL(ics_recipe_compose(r, a, &d, &err), ICS_OK);
+        check_against_pyyaml(d, dir, script); /* lr_min 1.0e-05 is a float there */
+        ics_recipe_destroy(r);
+        free(up);
+    }
+    ics_recipe_destroy(a);
+    ics_recipe_destroy(b);
+    ics_recipe_destroy(c);
+    ics_recipe_destroy(d);
+    free(script);
+    ics_test_rmtree(dir);
+    free(dir);
+}
+
 /* ---- selectors ------------------------------------------------------------ */
 
 /* torchvision resnet50 parameter names, generated the way torchvision
@@ -1334,6 +1451,7 @@ int main(void)
         {"file errors", test_file_errors},
         {"staged recipes", test_staged_load},
         {"compose and reload give the same schedule", test_compose_and_reload},
+        {"written text reads the same in PyYAML", test_written_text_reads_the_same_in_pyyaml},
         {"allocation failures", test_allocation_failures},
         {NULL, NULL}};
     static const ics_test_case schedule_cases[] = {
