@@ -202,9 +202,11 @@ ics_status ics_model_backward(ics_model *model, const float *dlogits, ics_error 
 /* Zeroes the gradient slab. */
 void ics_model_zero_grad(ics_model *model);
 
-/* The output of a node from the last forward (NHWC, batch rows), for
- * tests and debugging; NULL if the plan did not keep it alive. In a
- * training plan every node output that backward reads is kept. */
+/* Where a node's output lives in the arena (NHWC, batch rows), for tests
+ * and debugging; NULL before planning. The bytes hold the last forward's
+ * values only while the plan keeps them alive (in a training plan, every
+ * output backward reads), and a node whose sole reader is a ReLU shares
+ * its buffer with it (in-place ReLU), so it shows the ReLU's output. */
 const float *ics_model_node_output(const ics_model *model, int node);
 
 /* The keep mask (1 keep, 0 drop) drawn by dropout node `node` in the last

@@ -295,6 +295,20 @@ static void test_plans(void)
     CU_ASSERT_EQUAL(memcmp(logits, eval_logits, sizeof eval_logits), 0);
     /* a node output stays readable after forward in a training plan */
     CU_ASSERT_PTR_NOT_NULL(ics_model_node_output(m, 1));
+    /* ReLU runs in place on the BN output (nothing else reads it), not on
+     * a block output that also feeds the shortcut */
+    int bn1 = ics_model_find_node(m, "bn1"), relu = ics_model_find_node(m, "relu");
+    CU_ASSERT_EQUAL(relu, bn1 + 1);
+    CU_ASSERT_PTR_EQUAL(ics_model_node_output(m, relu), ics_model_node_output(m, bn1));
+    CU_ASSERT_PTR_NOT_EQUAL(ics_model_node_output(m, bn1), ics_model_node_output(m, bn1 - 1));
+    int conv = ics_model_find_node(m, "layer1.0.conv1");
+    const float *block_in = ics_model_node_output(m, ics_model_node(m, conv)->inputs[0]);
+    CU_ASSERT_PTR_EQUAL(block_in, ics_model_node_output(m, relu));
+    int add = -1;
+    for (int i = conv; i < ics_model_num_nodes(m) && add < 0; i++)
+        if (ics_model_node(m, i)->kind == ICS_OP_ADD) add = i;
+    /* add -> relu in place; that relu's output then feeds two nodes */
+    CU_ASSERT_PTR_EQUAL(ics_model_node_output(m, add + 1), ics_model_node_output(m, add));
     CU_ASSERT_PTR_NULL(ics_model_node_output(m, -1));
     free(x);
     ics_model_destroy(m);
