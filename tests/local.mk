@@ -7,6 +7,7 @@ AM_TESTS_ENVIRONMENT = \
 	top_srcdir='$(abs_top_srcdir)'; export top_srcdir; \
 	top_builddir='$(abs_top_builddir)'; export top_builddir; \
 	PYTHON_TORCH='$(PYTHON_TORCH)'; export PYTHON_TORCH; \
+	PYTHON_TENSORBOARD='$(PYTHON_TORCH)'; export PYTHON_TENSORBOARD; \
 	MPIRUN='$(MPIRUN)'; export MPIRUN; \
 	OMPI_ALLOW_RUN_AS_ROOT=1; export OMPI_ALLOW_RUN_AS_ROOT; \
 	OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM; \
@@ -32,3 +33,4 @@ include $(top_srcdir)/tests/optim.mk
 include $(top_srcdir)/tests/data.mk
 include $(top_srcdir)/tests/recipe.mk
 include $(top_srcdir)/tests/formats.mk
+include $(top_srcdir)/tests/export.mk

@@ -16,7 +16,7 @@ packages=(
     libconfig-dev libyaml-dev libopenblas-dev libcunit1-dev
     zlib1g-dev libcurl4-openssl-dev libpng-dev libjpeg62-turbo-dev
     protobuf-c-compiler libprotobuf-c-dev
-    python3 python3-venv python3-pip python3-numpy python3-torch python3-matplotlib
+    python3 python3-venv python3-pip python3-numpy python3-torch python3-matplotlib python3-h5py
     dataset-fashion-mnist
     slurm-wlm munge
     shellcheck

@@ -1,0 +1,1 @@
+# src/sparsify/manager.mk: the recipe manager (modifiers at training time)
