@@ -282,7 +282,7 @@ static int all_strings(const rv *list)
 
 /* Checks a value against a field kind and normalizes it in place (ints
  * for float fields become floats, a single name becomes a list). Returns
- * 1 when it fits. */
+ * 1 when it fits, 0 when it does not, -1 when out of memory. */
 static int conform(const rfield *f, rv *v)
 {
     switch (f->kind) {
@@ -318,9 +318,9 @@ static int conform(const rfield *f, rv *v)
             v->line = item.line;
             v->column = item.column;
             v->items = ics_malloc(sizeof item, "name list", NULL);
-            if (!v->items) { /* out of memory: reported as not fitting */
+            if (!v->items) {
                 rv_clear(&item);
-                return 0;
+                return -1;
             }
             v->items[0] = item;
             v->count = 1;
@@ -337,7 +337,8 @@ static int conform(const rfield *f, rv *v)
             rv *g = &v->items[i];
             if (g->kind == RV_STRING) {
                 rfield names = {"", FK_NAMES, 0, NULL, NULL};
-                if (!conform(&names, g)) return 0;
+                int fits = conform(&names, g);
+                if (fits <= 0) return fits;
             }
             if (g->kind != RV_LIST || !all_strings(g)) return 0;
         }
@@ -467,7 +468,13 @@ ics_status rmod_from_node(const rscope *scope, const ynode *node, int stage, rmo
             rv_clear(&v);
             continue;
         }
-        if (!conform(f, &v)) {
+        int fits = conform(f, &v);
+        if (fits < 0) {
+            rv_clear(&v);
+            st = ICS_FAIL(err, ICS_ERR_NOMEM, "out of memory reading field '%s'", k->text);
+            break;
+        }
+        if (!fits) {
             char words[80];
             value_words(&v, words, sizeof words);
             st = RECIPE_FAIL(err, source, v.line, v.column, "%s: field '%s' must be %s%s%s, got %s",

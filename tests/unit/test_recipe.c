@@ -1402,22 +1402,30 @@ static void test_explain(void)
 static void test_allocation_failures(void)
 {
     ics_recipe *base = load_ok(flat_a, NULL);
-    int failures = 0;
-    for (long n = 1; n < 5000; n++) {
+    name_table t = resnet50_names();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/fixtures/recipes/staged.yaml", ics_test_srcdir());
+    FILE *sink = fopen("/dev/null", "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sink);
+    int failures = 0, done = 0;
+    /* every checked allocation of load (string and file, recipe_args,
+     * staged), compose, write and explain-with-selection fails once */
+    for (long n = 1; n < 20000 && !done; n++) {
         ics_error err;
         ics_error_clear(&err);
-        ics_recipe *r = NULL, *c = NULL;
+        ics_recipe *r = NULL, *s = NULL, *c = NULL;
         ics_alloc_fail_after(n);
         ics_status st = ics_recipe_load_string(flat_b, "b", "{\"final_sparsity\": 0.8}", &r, &err);
+        if (st == ICS_OK) st = ics_recipe_load_file(path, "num_epochs=3", &s, &err);
         if (st == ICS_OK) st = ics_recipe_compose(base, r, &c, &err);
+        if (st == ICS_OK) st = ics_recipe_explain(c, t.params, t.count, sink, &err);
+        if (st == ICS_OK) st = ics_recipe_explain(s, t.params, t.count, sink, &err);
         char *yaml = st == ICS_OK ? ics_recipe_to_yaml(c, &err) : NULL;
         ics_alloc_fail_after(0);
         ics_recipe_destroy(r);
+        ics_recipe_destroy(s);
         ics_recipe_destroy(c);
-        if (st == ICS_OK && yaml) {
-            free(yaml);
-            break;
-        }
+        done = st == ICS_OK && yaml;
         free(yaml);
         if (st != ICS_OK) {
             failures++;
@@ -1425,7 +1433,10 @@ static void test_allocation_failures(void)
             CU_ASSERT_EQUAL(st, ICS_ERR_NOMEM);
         }
     }
-    CU_ASSERT(failures > 50);
+    CU_ASSERT(done);
+    CU_ASSERT(failures > 100);
+    fclose(sink);
+    free_names(&t);
     ics_recipe_destroy(base);
 }
 
