@@ -196,15 +196,50 @@ void rbuf_number(rbuf *b, double v, int is_int)
 
 void rbuf_string(rbuf *b, const char *s)
 {
-    /* single-quoted YAML: only ' needs escaping (as '') */
-    rbuf_printf(b, "'");
-    for (const char *p = s; *p; p++) {
-        if (*p == '\'')
-            rbuf_printf(b, "''");
+    int control = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        control |= *p < 0x20 || *p == 0x7f;
+    if (!control) {
+        /* single-quoted YAML: only ' needs escaping (as '') */
+        rbuf_printf(b, "'");
+        for (const char *p = s; *p; p++) {
+            if (*p == '\'')
+                rbuf_printf(b, "''");
+            else
+                rbuf_printf(b, "%c", *p);
+        }
+        rbuf_printf(b, "'");
+        return;
+    }
+    /* a newline or tab would be folded in single quotes: double-quoted with
+     * escapes keeps every character */
+    rbuf_printf(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\n')
+            rbuf_printf(b, "\\n");
+        else if (*p == '\t')
+            rbuf_printf(b, "\\t");
+        else if (*p == '"' || *p == '\\')
+            rbuf_printf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            rbuf_printf(b, "\\x%02x", *p);
         else
             rbuf_printf(b, "%c", *p);
     }
-    rbuf_printf(b, "'");
+    rbuf_printf(b, "\"");
+}
+
+/* A mapping key: plain when it is a simple name or number, else quoted. */
+static void rbuf_key(rbuf *b, const char *key)
+{
+    int simple = key[0] != '\0';
+    for (const char *p = key; *p; p++)
+        simple &= (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || (*p == '-' && p != key);
+    if (simple)
+        rbuf_printf(b, "%s", key);
+    else
+        rbuf_string(b, key);
 }
 
 void rbuf_value(rbuf *b, const rv *v)
@@ -237,7 +272,8 @@ void rbuf_value(rbuf *b, const rv *v)
         rbuf_printf(b, "{");
         for (size_t i = 0; i < v->count; i++) {
             if (i) rbuf_printf(b, ", ");
-            rbuf_printf(b, "%s: ", v->keys[i]);
+            rbuf_key(b, v->keys[i]);
+            rbuf_printf(b, ": ");
             rbuf_value(b, &v->items[i]);
         }
         rbuf_printf(b, "}");

@@ -868,7 +868,7 @@ static void test_staged_load(void)
 
 static const char *flat_a =
     "num_epochs: 10\n"
-    "metadata: {owner: a}\n"
+    "metadata: {owner: a, 'odd: key': \"line 1\\nline 2\\t'q' \\\"dq\\\"\"}\n"
     "modifiers:\n"
     "  - !EpochRangeModifier {start_epoch: 0, end_epoch: eval(num_epochs)}\n"
     "  - !SetLearningRateModifier {start_epoch: 0.5, learning_rate: 0.1}\n"
@@ -935,12 +935,16 @@ static void test_compose_and_reload(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(yaml);
     CU_ASSERT(strncmp(yaml, "version: 1.1.0\n", 15) == 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(yaml, "stage_1_modifiers:"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(yaml, "metadata: {owner: 'a'}"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(yaml, "metadata: {owner: 'a', 'odd: key': \"line 1\\nline 2\\t'q' \\\"dq\\\"\"}"));
     ics_error_clear(&err);
     CU_ASSERT_EQUAL(ics_recipe_load_string(yaml, "composed", NULL, &d, &err), ICS_OK);
     if (!d) fprintf(stderr, "\n%s\n%s\n", err.message, yaml);
     CU_ASSERT_PTR_NOT_NULL_FATAL(d);
     assert_same_schedule(c, d);
+    CU_ASSERT(rv_equal(&c->stages[0].metadata, &d->stages[0].metadata));
+    CU_ASSERT_STRING_EQUAL(rv_map_get(&d->stages[0].metadata, "odd: key")->s,
+                           "line 1\nline 2\t'q' \"dq\"");
     char *again = ics_recipe_to_yaml(d, &err);
     CU_ASSERT_STRING_EQUAL(yaml, again);
     free(again);
