@@ -55,7 +55,7 @@ void cpu_conv2d_backward(const ics_conv2d_desc *d, const float *x, const float *
                          const float *dy, float *dx, float *dweight, float *dbias,
                          void *workspace);
 /* Test hook: caps the im2col matrix of one batch chunk at `bytes` (0 = the
- * default, 32 MiB), so tests can walk the multi-chunk path with small
+ * default, 4 MiB), so tests can walk the multi-chunk path with small
  * shapes. Call it before planning: conv2d_workspace_bytes depends on it. */
 void cpu_conv2d_set_chunk_bytes(size_t bytes);
 
