@@ -390,8 +390,9 @@ static ics_status call(vm *m, ics_pv *callable, ics_pv *args, ics_pv *kwargs)
         result = ics_pv_new(m->arena, ICS_PV_OBJECT, m->err);
         if (!result) return ICS_ERR_NOMEM;
         size_t lm = strlen(callable->u.global.module), ln = strlen(callable->u.global.name);
-        char *name = ics_pv_arena_strdup(m->arena, callable->u.global.module, lm + 1 + ln, m->err);
+        char *name = ics_pv_arena_strdup(m->arena, NULL, lm + 1 + ln, m->err);
         if (!name) return ICS_ERR_NOMEM;
+        memcpy(name, callable->u.global.module, lm);
         name[lm] = '.';
         memcpy(name + lm + 1, callable->u.global.name, ln + 1);
         result->u.object.class_name = name;

@@ -99,7 +99,12 @@ char *ics_pv_arena_strdup(ics_pv_arena *arena, const char *s, size_t len, ics_er
         return NULL;
     char *p = ics_malloc(len + 1, "pickle string", err);
     if (!p) return NULL;
-    if (len) memcpy(p, s, len);
+    if (len) {
+        if (s)
+            memcpy(p, s, len);
+        else
+            memset(p, 0, len);
+    }
     p[len] = '\0';
     arena->blocks[arena->block_count++] = p;
     arena->bytes += len + 1;

@@ -120,7 +120,8 @@ ics_pv *ics_pv_new_dict(ics_pv_arena *arena, int ordered, ics_error *err);
  * copied when not NULL, else zero-filled. */
 ics_pv *ics_pv_new_tensor(ics_pv_arena *arena, ics_pv_dtype dtype, int ndim, const int64_t *shape,
                           const void *data, ics_error *err);
-/* Allocates len bytes + 1 for a string's or bytes' text, owned by arena. */
+/* Copies len bytes of s (zeros when s is NULL) plus a NUL into a buffer
+ * owned by arena. */
 char *ics_pv_arena_strdup(ics_pv_arena *arena, const char *s, size_t len, ics_error *err);
 
 /* Appends to a tuple or list. */
