@@ -15,6 +15,7 @@ static int cell_start(int i, int in, int out) { return (int)((int64_t)i * in / o
 static int cell_end(int i, int in, int out) { return (int)(((int64_t)(i + 1) * in + out - 1) / out); }
 
 /* See backend.h: y = the mean of each cell's input pixels. */
+ICS_CPU_SIMD_CLONES
 void cpu_adaptive_avgpool2d_forward(int batch, int in_h, int in_w, int channels, int out_h,
                                     int out_w, const float *x, float *y)
 {
@@ -44,6 +45,7 @@ void cpu_adaptive_avgpool2d_forward(int batch, int in_h, int in_w, int channels,
 
 /* See backend.h: dx = 0, then each cell adds dy / cell size to its pixels
  * (one thread per image, so overlapping cells add in a fixed order). */
+ICS_CPU_SIMD_CLONES
 void cpu_adaptive_avgpool2d_backward(int batch, int in_h, int in_w, int channels, int out_h,
                                      int out_w, const float *dy, float *dx)
 {

@@ -17,6 +17,7 @@
 #include <math.h>
 
 /* y[r, c] = x[r, c] * scale[c] + shift[c]; y may alias x. */
+ICS_CPU_SIMD_CLONES
 static void affine_rows(int64_t rows, int channels, const float *x, const float *scale,
                         const float *shift, float *y)
 {
@@ -86,6 +87,7 @@ void cpu_batchnorm_forward_eval(int64_t rows, int channels, const float *x, cons
  * written as dx = (dy - mean(dy))*a + (x - mean)*b per channel for a single
  * fused pass (centering first avoids cancelling two large terms when
  * |mean| >> std). */
+ICS_CPU_SIMD_CLONES
 void cpu_batchnorm_backward(int64_t rows, int channels, const float *x, const float *dy,
                             const float *gamma, const float *save_mean, const float *save_invstd,
                             float *dx, float *dgamma, float *dbeta)

@@ -39,6 +39,7 @@ static void transpose_weight(const ics_conv2d_desc *d, const float *w, float *wt
 }
 
 /* See backend.h (conv2d_forward). */
+ICS_CPU_SIMD_CLONES
 void cpu_depthwise_forward(const ics_conv2d_desc *d, const float *x, const float *weight,
                            const float *bias, float *y, void *workspace)
 {
@@ -77,6 +78,7 @@ void cpu_depthwise_forward(const ics_conv2d_desc *d, const float *x, const float
 
 /* dx[n, ih, iw, c] = sum over the taps that read it of dy * w (a gather, so
  * each dx element has one writer). */
+ICS_CPU_SIMD_CLONES
 static void depthwise_backward_data(const ics_conv2d_desc *d, const float *wt, const float *dy,
                                     float *dx)
 {
@@ -116,6 +118,7 @@ static void depthwise_backward_data(const ics_conv2d_desc *d, const float *wt, c
 
 /* dweight[c][tap] += sum over (n, oh, ow) of dy[n,oh,ow,c] * x[n,ih,iw,c],
  * summed per slice of (n, oh) rows, then over slices in order. */
+ICS_CPU_SIMD_CLONES
 static void depthwise_backward_weight(const ics_conv2d_desc *d, const float *x, const float *dy,
                                       float *dweight, float *partials)
 {

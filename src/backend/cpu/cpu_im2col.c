@@ -66,6 +66,7 @@ void cpu_im2col(const ics_conv2d_desc *d, const float *x, int n0, int count, int
 /* See cpu_ops.h. An input coordinate i is read by kernel tap k of output o
  * when o*stride - pad + k == i, i.e. o = (i + pad - k) / stride when that
  * division is exact and 0 <= o < out. */
+ICS_CPU_SIMD_CLONES
 void cpu_col2im(const ics_conv2d_desc *d, const float *col, int n0, int count, int c0, int cg,
                 float *dx)
 {

@@ -38,6 +38,7 @@ static window window_at(int o, int in, int kernel, int stride, int pad)
  * image, as torch's return_indices gives per (n, c) plane; the first
  * maximum in row-major window order wins, and a NaN wins (torch's rule:
  * `val > max || isnan(val)`). Padding never wins: it is -infinity. */
+ICS_CPU_SIMD_CLONES
 void cpu_maxpool2d_forward(const ics_pool2d_desc *d, const float *x, float *y, int32_t *argmax)
 {
     const int H = d->in_h, W = d->in_w, C = d->channels, OH = d->out_h, OW = d->out_w;
@@ -102,6 +103,7 @@ static float avg_divisor(const ics_pool2d_desc *d, window wh, window ww)
 }
 
 /* See backend.h: the window mean, with torch's divisor rules. */
+ICS_CPU_SIMD_CLONES
 void cpu_avgpool2d_forward(const ics_pool2d_desc *d, const float *x, float *y)
 {
     const int H = d->in_h, W = d->in_w, C = d->channels, OH = d->out_h, OW = d->out_w;
@@ -129,6 +131,7 @@ void cpu_avgpool2d_forward(const ics_pool2d_desc *d, const float *x, float *y)
 }
 
 /* See backend.h: dx = 0, then every window gets dy/divisor added. */
+ICS_CPU_SIMD_CLONES
 void cpu_avgpool2d_backward(const ics_pool2d_desc *d, const float *dy, float *dx)
 {
     const int H = d->in_h, W = d->in_w, C = d->channels, OH = d->out_h, OW = d->out_w;

@@ -19,6 +19,7 @@
 #define CHANNEL_BLOCK 128
 
 /* See cpu_ops.h. */
+ICS_CPU_SIMD_CLONES
 void cpu_channel_sums(int64_t rows, int channels, const float *a, const float *b,
                       const float *shift, double *sum_a, double *sum_ab)
 {
