@@ -14,8 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define MANIFEST_FORMAT "icsparse-shard-manifest"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 #define MANIFEST_VERSION 1
 
 void ics_shard_path(char *buf, size_t size, const char *dir, int index, int count)
@@ -70,88 +78,124 @@ static void append_json_string(text *t, const char *s)
     append(t, "\"");
 }
 
-/* Builds the manifest text from the shard files in dir. dataset_path is
- * recorded; when it can be opened, totals are checked against it. */
+/* What the manifest says of one shard, as int64 so that ranks can sum
+ * their parts with one all-reduce: the SHA-256 (32 bytes in 4 slots),
+ * rows per split, then rows per split and class. */
+static size_t record_stride(int num_classes)
+{
+    return 4 + 3 + 3 * (size_t)num_classes;
+}
+
+/* Fills the record of shard s (opened, checked, labels counted, hashed). */
+static ics_status shard_record(const char *dir, int s, int count, uint64_t seed, int num_classes, int64_t *rec,
+                               ics_error *err)
+{
+    char path[4096];
+    ics_shard_path(path, sizeof path, dir, s, count);
+    ics_dataset_reader *r;
+    ics_status st = ics_dataset_open(path, &r, err);
+    if (st) return st;
+    const ics_dataset_meta *m = ics_dataset_reader_meta(r);
+    if (!m->is_shard || m->shard_index != s || m->shard_count != count || m->seed != seed)
+        st = ICS_FAIL(err, ICS_ERR_FORMAT,
+                      "%s: shard attributes (index %d of %d, seed %llu) do not match its name and manifest (%d of %d, seed %llu)",
+                      path, m->shard_index, m->shard_count, (unsigned long long)m->seed, s, count,
+                      (unsigned long long)seed);
+    else if (m->num_classes != num_classes)
+        st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: %d classes, shard 0 has %d", path, m->num_classes, num_classes);
+    for (int sp = 0; sp < 3 && !st; sp++) {
+        int64_t n = ics_dataset_count(r, ics_dataset_splits[sp]);
+        int32_t *labels = ics_malloc((size_t)(n > 0 ? n : 1) * sizeof *labels, "shard labels", err);
+        if (!labels) {
+            st = ICS_ERR_NOMEM;
+            break;
+        }
+        if (n > 0) st = ics_dataset_read(r, ics_dataset_splits[sp], 0, n, NULL, labels, err);
+        rec[4 + sp] = n;
+        int64_t *per = rec + 7 + (size_t)sp * num_classes;
+        for (int64_t i = 0; !st && i < n; i++) per[labels[i]]++;
+        free(labels);
+    }
+    ics_dataset_close(r);
+    char hex[65];
+    uint8_t digest[32];
+    if (!st) st = ics_sha256_file(path, hex, err);
+    for (int i = 0; !st && i < 32; i++) {
+        unsigned byte;
+        sscanf(hex + 2 * i, "%2x", &byte);
+        digest[i] = (uint8_t)byte;
+    }
+    if (!st) memcpy(rec, digest, 32);
+    return st;
+}
+
+/* Builds the manifest text from the shard files in dir; collective when
+ * MPI runs (shard s is read and hashed by rank s mod size), the text is
+ * returned on every rank. dataset_path is recorded; when it can be opened,
+ * totals are checked against it. */
 static ics_status build_manifest(const char *dir, const char *dataset_path, int count, uint64_t seed,
                                  char **out, ics_error *err)
 {
     *out = NULL;
-    text t = {0};
-    ics_status st = ICS_OK;
-    int64_t totals[3] = {0, 0, 0};
-    int64_t *class_totals = NULL;
-    int num_classes = 0;
+    int rank = ics_dist_rank(), size = ics_dist_size();
     char path[4096];
-    for (int s = 0; s < count && !st; s++) {
-        ics_shard_path(path, sizeof path, dir, s, count);
-        ics_dataset_reader *r;
-        st = ics_dataset_open(path, &r, err);
-        if (st) break;
-        const ics_dataset_meta *m = ics_dataset_reader_meta(r);
-        if (!m->is_shard || m->shard_index != s || m->shard_count != count || m->seed != seed)
-            st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: shard attributes (index %d of %d, seed %llu) do not match its name and manifest (%d of %d, seed %llu)",
-                          path, m->shard_index, m->shard_count, (unsigned long long)m->seed, s, count,
-                          (unsigned long long)seed);
-        if (!st && s == 0) {
-            num_classes = m->num_classes;
-            class_totals = ics_calloc((size_t)num_classes * 3, sizeof *class_totals, "class totals", err);
-            if (!class_totals) st = ICS_ERR_NOMEM;
-            append(&t, "{\n  \"format\": \"%s\",\n  \"format_version\": %d,\n  \"dataset\": ", MANIFEST_FORMAT, MANIFEST_VERSION);
-            append_json_string(&t, dataset_path);
-            append(&t, ",\n  \"source\": ");
-            append_json_string(&t, m->source ? m->source : "");
-            append(&t, ",\n  \"source_sha256\": \"%s\",\n  \"seed\": %llu,\n  \"shard_count\": %d,\n  \"classes\": [",
-                   m->source_sha256, (unsigned long long)seed, count);
-            for (int c = 0; c < num_classes; c++) {
-                append(&t, c ? ", " : "");
-                append_json_string(&t, m->class_names[c]);
-            }
-            append(&t, "],\n  \"shards\": [\n");
-        } else if (!st && m->num_classes != num_classes) {
-            st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: %d classes, shard 0 has %d", path, m->num_classes, num_classes);
-        }
-        char hex[65];
-        if (!st) st = ics_sha256_file(path, hex, err);
-        if (!st) {
-            const char *slash = strrchr(path, '/');
-            append(&t, "    {\"file\": \"%s\", \"sha256\": \"%s\"", slash ? slash + 1 : path, hex);
-        }
-        for (int sp = 0; sp < 3 && !st; sp++) {
-            int64_t n = ics_dataset_count(r, ics_dataset_splits[sp]);
-            int32_t *labels = ics_malloc((size_t)(n > 0 ? n : 1) * sizeof *labels, "shard labels", err);
-            if (!labels) {
-                st = ICS_ERR_NOMEM;
-                break;
-            }
-            if (n > 0) st = ics_dataset_read(r, ics_dataset_splits[sp], 0, n, NULL, labels, err);
-            int64_t *per = class_totals + (size_t)sp * num_classes;
-            int64_t *counts = st ? NULL : ics_calloc((size_t)num_classes, sizeof *counts, "class counts", err);
-            if (!st && !counts) st = ICS_ERR_NOMEM;
-            if (!st) {
-                for (int64_t i = 0; i < n; i++) counts[labels[i]]++;
-                append(&t, ", \"%s\": [", ics_dataset_splits[sp]);
-                for (int c = 0; c < num_classes; c++) {
-                    append(&t, c ? ", %lld" : "%lld", (long long)counts[c]);
-                    per[c] += counts[c];
-                }
-                append(&t, "]");
-                totals[sp] += n;
-            }
-            free(counts);
-            free(labels);
-        }
-        if (!st) append(&t, "}%s\n", s + 1 < count ? "," : "");
-        ics_dataset_close(r);
+    ics_shard_path(path, sizeof path, dir, 0, count);
+    ics_dataset_reader *first = NULL;
+    ics_status st = ics_dataset_open(path, &first, err);
+    st = ics_dist_agree(st, err);
+    if (st) {
+        ics_dataset_close(first);
+        return st;
     }
+    const ics_dataset_meta *m = ics_dataset_reader_meta(first);
+    int num_classes = m->num_classes;
+    size_t stride = record_stride(num_classes);
+    int64_t *records = ics_calloc((size_t)count * stride, sizeof *records, "manifest records", err);
+    if (!records) st = ICS_ERR_NOMEM;
+    for (int s = rank; s < count && !st; s += size)
+        st = shard_record(dir, s, count, seed, num_classes, records + (size_t)s * stride, err);
+    st = ics_dist_agree(st, err);
+    if (!st) st = ics_dist_allreduce_sum_i64(records, (size_t)count * stride, err);
+    text t = {0};
+    int64_t totals[3] = {0, 0, 0};
     if (!st) {
+        append(&t, "{\n  \"format\": \"%s\",\n  \"format_version\": %d,\n  \"dataset\": ", MANIFEST_FORMAT, MANIFEST_VERSION);
+        append_json_string(&t, dataset_path);
+        append(&t, ",\n  \"source\": ");
+        append_json_string(&t, m->source ? m->source : "");
+        append(&t, ",\n  \"source_sha256\": \"%s\",\n  \"seed\": %llu,\n  \"shard_count\": %d,\n  \"classes\": [",
+               m->source_sha256, (unsigned long long)seed, count);
+        for (int c = 0; c < num_classes; c++) {
+            append(&t, c ? ", " : "");
+            append_json_string(&t, m->class_names[c]);
+        }
+        append(&t, "],\n  \"shards\": [\n");
+        for (int s = 0; s < count; s++) {
+            const int64_t *rec = records + (size_t)s * stride;
+            uint8_t digest[32];
+            char hex[65];
+            memcpy(digest, rec, 32);
+            ics_sha256_hex(digest, hex);
+            ics_shard_path(path, sizeof path, "", s, count);
+            append(&t, "    {\"file\": \"%s\", \"sha256\": \"%s\"", path + 1, hex);
+            for (int sp = 0; sp < 3; sp++) {
+                append(&t, ", \"%s\": [", ics_dataset_splits[sp]);
+                for (int c = 0; c < num_classes; c++)
+                    append(&t, c ? ", %lld" : "%lld", (long long)rec[7 + (size_t)sp * num_classes + c]);
+                append(&t, "]");
+                totals[sp] += rec[4 + sp];
+            }
+            append(&t, "}%s\n", s + 1 < count ? "," : "");
+        }
         append(&t, "  ],\n  \"totals\": {\"train\": %lld, \"val\": %lld, \"test\": %lld}\n}\n",
                (long long)totals[0], (long long)totals[1], (long long)totals[2]);
         if (t.failed) st = ICS_FAIL(err, ICS_ERR_NOMEM, "out of memory building the manifest");
     }
-    /* Against the source dataset, when it is still there. */
+    ics_dataset_close(first);
+    /* Against the source dataset, when it is still there (rank 0 checks). */
     ics_dataset_reader *src = NULL;
     ics_error ignored;
-    if (!st && ics_dataset_open(dataset_path, &src, &ignored) == ICS_OK) {
+    if (!st && rank == 0 && ics_dataset_open(dataset_path, &src, &ignored) == ICS_OK) {
         for (int sp = 0; sp < 3 && !st; sp++) {
             int64_t n = ics_dataset_count(src, ics_dataset_splits[sp]);
             if (n != totals[sp]) {
@@ -165,17 +209,20 @@ static ics_status build_manifest(const char *dir, const char *dataset_path, int 
             if (!st && n > 0) st = ics_dataset_read(src, ics_dataset_splits[sp], 0, n, NULL, labels, err);
             for (int64_t i = 0; !st && i < n; i++)
                 if (labels[i] < num_classes) counts[labels[i]]++;
-            for (int c = 0; !st && c < num_classes; c++)
-                if (counts[c] != class_totals[(size_t)sp * num_classes + c])
-                    st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: shards hold %lld %s rows of class %d, the dataset has %lld", dir,
-                                  (long long)class_totals[(size_t)sp * num_classes + c], ics_dataset_splits[sp], c,
-                                  (long long)counts[c]);
+            for (int c = 0; !st && c < num_classes; c++) {
+                int64_t in_shards = 0;
+                for (int s = 0; s < count; s++) in_shards += records[(size_t)s * stride + 7 + (size_t)sp * num_classes + c];
+                if (counts[c] != in_shards)
+                    st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: shards hold %lld %s rows of class %d, the dataset has %lld",
+                                  dir, (long long)in_shards, ics_dataset_splits[sp], c, (long long)counts[c]);
+            }
             free(labels);
             free(counts);
         }
         ics_dataset_close(src);
     }
-    free(class_totals);
+    st = ics_dist_agree(st, err);
+    free(records);
     if (st) {
         free(t.data);
         return st;
@@ -325,7 +372,9 @@ ics_status ics_shard_write(const char *dataset_path, const char *out_dir, const 
     int64_t max_bytes = o->max_memory_bytes > 0 ? o->max_memory_bytes : ((int64_t)8 << 30);
     split_data data[3];
     memset(data, 0, sizeof data);
+    double t0 = now_s();
     for (int sp = 0; sp < 3 && !st; sp++) st = load_split(r, sp, o->seed, image_bytes, max_bytes, &data[sp], err);
+    double t1 = now_s();
     if (!st && ics_dist_rank() == 0) st = mkdir_p(out_dir, err);
     if (parallel) st = ics_dist_agree(st, err);
     for (int s = 0; s < o->num_shards && !st; s++)
@@ -337,15 +386,18 @@ ics_status ics_shard_write(const char *dataset_path, const char *out_dir, const 
     }
     ics_dataset_close(r);
     if (st) return st;
-    /* The manifest: rank 0 reads back what every rank wrote. */
-    if (ics_dist_rank() == 0) {
-        char *manifest = NULL;
-        st = build_manifest(out_dir, dataset_path, o->num_shards, o->seed, &manifest, err);
+    double t2 = now_s();
+    /* The manifest: every rank reads back and hashes its share of the
+     * shards; rank 0 writes the file. */
+    char *manifest = NULL;
+    st = build_manifest(out_dir, dataset_path, o->num_shards, o->seed, &manifest, err);
+    if (!st && ics_dist_rank() == 0) {
         char path[4096];
         snprintf(path, sizeof path, "%s/manifest.json", out_dir);
-        if (!st) st = write_text_file(path, manifest, err);
-        free(manifest);
+        st = write_text_file(path, manifest, err);
+        ICS_DEBUG("shard: read and permute %.2f s, write %.2f s, manifest %.2f s", t1 - t0, t2 - t1, now_s() - t2);
     }
+    free(manifest);
     return parallel ? ics_dist_agree(st, err) : st;
 }
 

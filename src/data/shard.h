@@ -34,8 +34,9 @@ void ics_shard_path(char *buf, size_t size, const char *dir, int index, int coun
 ics_status ics_shard_write(const char *dataset_path, const char *out_dir, const ics_shard_options *options,
                            ics_error *err);
 
-/* Recomputes the manifest of out_dir from its shard files and compares it
- * with the stored one; checks each shard's index/count/seed attributes and,
+/* Recomputes the manifest of out_dir from its shard files (collective when
+ * MPI runs: each rank reads and hashes a share) and compares it with the
+ * stored one; checks each shard's index/count/seed attributes and,
  * when the source dataset is still there, the totals per split and class. */
 ics_status ics_shard_verify(const char *out_dir, ics_error *err);
 
