@@ -54,21 +54,24 @@ typedef struct run_case {
     float *logits;      /* copy of the C logits */
 } run_case;
 
-/* Tolerances (float32, eps = 6e-8). Eval mode is a chain of convs and
- * fixed affine maps: only summation order differs (im2col GEMM blocking vs
- * torch's mkldnn/THNN loops), ~1e-6 relative per layer, so logits agree to
- * ~1e-5 of their scale. Train mode divides by batch standard deviations
- * computed over few rows (batch 2 at 1x1 or 2x2 spatial deep in a
- * network), which amplifies those rounding differences, and gradients
- * flow back through ~50 such layers: 1e-3 of each tensor's scale still
- * catches any wrong index, missing term or wrong flag (those give O(1)
- * errors), while 1e-4 flakes on ResNet-50. */
+/* Tolerances, as a fraction of each tensor's largest reference magnitude
+ * (float32 eps = 6e-8; the reference is float64 torch). Eval mode is a
+ * chain of convolutions and fixed affine maps where only the summation
+ * order differs: logits agree to ~5e-7 (measured), tolerance 1e-5. Train
+ * mode divides by batch standard deviations: simple_cnn and resnet18
+ * gradients agree to 1e-6..1.5e-5 (measured), tolerance 1e-4. resnet50 and
+ * mobilenet_v2 in train mode at these small shapes (BN over 32 or 16 rows,
+ * ReLU masks flipping near zero) drift in any float32 engine: torch's own
+ * float32 gradients are up to 20% (resnet50) and 6% (mobilenet_v2) off in
+ * single elements; they are held to 1e-3 or to "no worse than torch
+ * float32" (see compare_npy). Measured icsparse: resnet50 L2 <= 0.5%
+ * where torch float32 reaches 1.8%. */
 static run_case run_cases[] = {
     {"simple_cnn_train", "simple_cnn", 10, 1, 28, 28, 0, 1.0f, 1, 4, 1e-4, NULL, NULL},
     {"simple_cnn_eval", "simple_cnn", 10, 1, 28, 28, 0, 1.0f, 0, 3, 1e-5, NULL, NULL},
-    {"resnet18_cifar_train", "resnet18", 10, 3, 32, 32, 1, 1.0f, 1, 2, 1e-3, NULL, NULL},
+    {"resnet18_cifar_train", "resnet18", 10, 3, 32, 32, 1, 1.0f, 1, 2, 1e-4, NULL, NULL},
     {"resnet18_cifar_eval", "resnet18", 10, 3, 32, 32, 1, 1.0f, 0, 2, 1e-5, NULL, NULL},
-    {"resnet18_stem_train", "resnet18", 5, 3, 64, 48, 0, 1.0f, 1, 2, 1e-3, NULL, NULL},
+    {"resnet18_stem_train", "resnet18", 5, 3, 64, 48, 0, 1.0f, 1, 2, 1e-4, NULL, NULL},
     {"resnet50_cifar_train", "resnet50", 10, 3, 32, 32, 1, 1.0f, 1, 2, 1e-3, NULL, NULL},
     {"resnet50_cifar_eval", "resnet50", 10, 3, 16, 16, 1, 1.0f, 0, 2, 1e-5, NULL, NULL},
     {"mobilenet_v2_train", "mobilenet_v2", 10, 3, 64, 64, 0, 1.0f, 1, 4, 1e-3, NULL, NULL},
