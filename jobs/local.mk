@@ -13,7 +13,9 @@ dist_jobslib_DATA = jobs/lib/common.sh jobs/lib/config.sh jobs/lib/step.sh jobs/
 TESTS += tests/integration/test_jobs_local.sh
 EXTRA_DIST += tests/integration/test_jobs_local.sh
 EXTRA_DIST += tests/integration/test_jobs_stubs.sh
-# The embedded default pipeline's run file and its two stage recipes.
+# The embedded default pipeline's run file and its two stage recipes, a
+# one-stage variant and the example sweep over it.
 dist_conf_DATA += conf/run-fashion-mnist.cfg conf/run-fashion-mnist-prune.yaml \
-	conf/run-fashion-mnist-quantize.yaml
+	conf/run-fashion-mnist-quantize.yaml conf/run-fashion-mnist-prune.cfg \
+	conf/run-sweep-fashion-mnist.cfg
 EXTRA_DIST += jobs/.shellcheckrc

@@ -5,3 +5,4 @@ dist_slurm_SCRIPTS = slurm/start-cluster.sh slurm/stop-cluster.sh
 dist_slurm_DATA = slurm/slurm.conf.in slurm/README.md
 TESTS += tests/integration/test_slurm_cluster.sh
 EXTRA_DIST += tests/integration/test_slurm_cluster.sh
+EXTRA_DIST += docs/CLUSTER.md

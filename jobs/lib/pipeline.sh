@@ -4,23 +4,32 @@
 # or in order on this machine (the local executor, the default without
 # sbatch). Sourced after common.sh.
 
-# ics_prepare_run JOB_FILE: creates the run directory named by run.dir (the
+# The steps of a whole run, in order.
+readonly ICS_DEFAULT_STEPS=convert,shard,train,consolidate,eval,export
+
+# ics_prepare_run JOB_FILE [STEPS]: creates the run directory named by run.dir (the
 # current --set overrides in ICS_CFG_SETS apply) and freezes the run in it:
 # run.cfg (a copy of JOB_FILE), overrides, and the recipes. recipe.path is
 # empty (dense training, one stage), or names one recipe, whose stages (one for a flat recipe) are trained
 # one job each, or a comma-separated list of recipes, one stage each,
 # composed before each stage after the first (relative paths are relative
 # to JOB_FILE's directory). RUN/recipes/stage-<N>.yaml is the recipe stage N
-# trains with; RUN/recipes/input-<N>.yaml the files given. Later edits of the
-# originals do not change queued jobs. Refuses a directory that already
+# trains with; RUN/recipes/input-<N>.yaml the files given. RUN/steps holds
+# the steps to run: STEPS when given (a sweep's), else pipeline.steps. Later
+# edits of the originals do not change queued jobs. Refuses a directory that already
 # holds a run. Sets ICS_RUN_DIR (absolute).
 ics_prepare_run() {
-    local job_file=$1 run_dir cfg_dir recipes recipe i=0 n path
+    local job_file=$1 steps=${2:-} run_dir cfg_dir recipes recipe i=0 n path
     [ -r "$job_file" ] || ics_die "$ICS_EX_USAGE" "cannot read the run file $job_file"
     # shellcheck disable=SC2034 # read by ics_cfg_get
     ICS_CFG_FILE=$job_file
     ics_cfg_dump "$job_file" >/dev/null || ics_die "$ICS_EX_USAGE" "cannot parse $job_file"
-    ics_check_steps
+    if [ -n "$steps" ]; then
+        ics_check_steps "$steps" sweep.steps
+    else
+        steps=$(ics_cfg_get pipeline.steps "$ICS_DEFAULT_STEPS")
+        ics_check_steps "$steps" pipeline.steps
+    fi
     run_dir=$(ics_cfg_get "$ICS_KEY_RUN_DIR" "")
     if [ -z "$run_dir" ]; then
         run_dir=runs/$(basename "$job_file" .cfg)-$(date +%Y%m%d-%H%M%S)
@@ -50,6 +59,7 @@ ics_prepare_run() {
         cp "$run_dir/recipes/input-0.yaml" "$run_dir/recipes/stage-0.yaml"
     fi
     cp "$job_file" "$run_dir/run.cfg"
+    echo "$steps" >"$run_dir/steps"
     : >"$run_dir/overrides"
     local set
     for set in "${ICS_CFG_SETS[@]+"${ICS_CFG_SETS[@]}"}"; do
@@ -59,12 +69,12 @@ ics_prepare_run() {
 }
 
 # ics_chain: the steps of the loaded run, one "STEP STAGE" a line, in order:
-# pipeline.steps (default convert,shard,train,consolidate,eval,export) with
-# train expanded to one train per recipe stage, and a compose before each
-# stage after the first when the stages come from separate recipes.
+# RUN/steps with train expanded to one train per recipe stage, and a
+# compose before each stage after the first when the stages come from
+# separate recipes.
 ics_chain() {
     local steps step n mode s
-    steps=$(ics_cfg_get pipeline.steps "convert,shard,train,consolidate,eval,export")
+    steps=$(cat "$ICS_RUN_DIR/steps")
     read -r n mode <"$ICS_RUN_DIR/recipes/stages"
     for step in ${steps//,/ }; do
         case $step in
@@ -79,15 +89,14 @@ ics_chain() {
     done
 }
 
-# ics_check_steps: pipeline.steps names only known steps (checked before a
-# run directory is made).
+# ics_check_steps STEPS KEY: the comma-separated STEPS (the value of KEY)
+# names only known steps (checked before a run directory is made).
 ics_check_steps() {
-    local steps step
-    steps=$(ics_cfg_get pipeline.steps "convert,shard,train,consolidate,eval,export")
+    local steps=$1 key=$2 step
     for step in ${steps//,/ }; do
         case $step in
             convert|shard|train|consolidate|eval|export) ;;
-            *) ics_die "$ICS_EX_USAGE" "pipeline.steps: unknown step '$step' (convert, shard, train, consolidate, eval, export)" ;;
+            *) ics_die "$ICS_EX_USAGE" "$key: unknown step '$step' (convert, shard, train, consolidate, eval, export)" ;;
         esac
     done
 }

@@ -56,8 +56,7 @@ ics_sweep_points() {
 # ics_prepare_sweep FILE: creates the sweep directory sweep.dir (refused if
 # it holds a sweep), with sweep.cfg (a copy of FILE), prepare/ (the run
 # of the prepare steps) and one run directory per point, task-NNN, whose
-# overrides set recipe.args to the point and pipeline.steps to the point's
-# steps; tasks.tsv lists "INDEX<TAB>RUN_DIR<TAB>PARAMS_JSON" and each
+# overrides set recipe.args to the point and whose steps are sweep.steps; tasks.tsv lists "INDEX<TAB>RUN_DIR<TAB>PARAMS_JSON" and each
 # task-NNN/params.json the point. Sets ICS_SWEEP_DIR and ICS_SWEEP_COUNT.
 ics_prepare_sweep() {
     local file=$1 dir run cfg_dir prepare steps points i=0 yaml json task
@@ -70,7 +69,9 @@ ics_prepare_sweep() {
     [ -n "$run" ] || ics_die "$ICS_EX_USAGE" "$file names no run file (sweep.run)"
     case $run in /*) ;; *) run=$cfg_dir/$run ;; esac
     prepare=$(ICS_CFG_FILE=$file ics_cfg_get sweep.prepare "convert,shard")
+    [ -z "$prepare" ] || ics_check_steps "$prepare" sweep.prepare
     steps=$(ICS_CFG_FILE=$file ics_cfg_get sweep.steps "train,consolidate,eval")
+    ics_check_steps "$steps" sweep.steps
     if [ -e "$dir/sweep.cfg" ]; then
         ics_die "$ICS_EX_USAGE" "$dir already holds a sweep ($dir/sweep.cfg): choose another sweep.dir"
     fi
@@ -78,16 +79,15 @@ ics_prepare_sweep() {
     ICS_SWEEP_DIR=$(cd "$dir" && pwd)
     local -a base_sets=("${ICS_CFG_SETS[@]+"${ICS_CFG_SETS[@]}"}")
     if [ -n "$prepare" ]; then
-        ICS_CFG_SETS=("${base_sets[@]+"${base_sets[@]}"}" "$ICS_KEY_RUN_DIR=\"$ICS_SWEEP_DIR/prepare\""
-                      "pipeline.steps=\"$prepare\"")
-        ics_prepare_run "$run"
+        ICS_CFG_SETS=("${base_sets[@]+"${base_sets[@]}"}" "$ICS_KEY_RUN_DIR=\"$ICS_SWEEP_DIR/prepare\"")
+        ics_prepare_run "$run" "$prepare"
     fi
     : >"$ICS_SWEEP_DIR/tasks.tsv"
     while IFS=$'\t' read -r yaml json; do
         task=$ICS_SWEEP_DIR/$(printf 'task-%03d' "$i")
         ICS_CFG_SETS=("${base_sets[@]+"${base_sets[@]}"}" "$ICS_KEY_RUN_DIR=\"$task\""
-                      "$ICS_KEY_RECIPE_ARGS=\"$yaml\"" "pipeline.steps=\"$steps\"")
-        ics_prepare_run "$run"
+                      "$ICS_KEY_RECIPE_ARGS=\"$yaml\"")
+        ics_prepare_run "$run" "$steps"
         echo "$json" >"$task/params.json"
         printf '%d\t%s\t%s\n' "$i" "$task" "$json" >>"$ICS_SWEEP_DIR/tasks.tsv"
         i=$((i + 1))

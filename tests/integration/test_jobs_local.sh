@@ -1,17 +1,19 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR/../..
 # tests/integration/test_jobs_local.sh: the jobs/ scripts without Slurm:
 # the libconfig reader, the local executor (same step scripts, in order,
 # mpirun for the MPI steps), stage expansion and compose, resuming a
 # training step that exits 75, staging to scratch, the plain stop on a step
 # that is missing or "not implemented yet", every error message of the
 # scripts, and the real executables as far as they go.
+# shellcheck source=tests/lib.sh
 . "$top_srcdir/tests/lib.sh"
 # shellcheck source=tests/integration/test_jobs_stubs.sh
 . "$top_srcdir/tests/integration/test_jobs_stubs.sh"
 
 jobs=$top_srcdir/jobs
 T=$TEST_TMP
-cd "$T"
+cd "$T" || exit 1
 make_stubs "$T/stubs"
 make_recipes "$T"
 export STUB_LOG=$T/stub.log
@@ -48,8 +50,9 @@ train.name	ab
 train.milestones	[30, 60]
 sweep.grid.final_sparsity	[0.5, 0.9]
 WANT
-    ICS_CFG_FILE=$T/reader.cfg
-    ICSPARSE_SITE_CONFIG=$T/site.cfg
+    # shellcheck disable=SC2034 # read by ics_cfg_get
+    ICS_CFG_FILE=$T/reader.cfg ICSPARSE_SITE_CONFIG=$T/site.cfg
+    # shellcheck disable=SC2034
     ICS_CFG_SETS=("train.lr=0.25" 'run.name="n1"')
     # job file beats site, --set beats both, site beats defaults.cfg
     [ "$(ics_cfg_get train.epochs 1)" = 3 ] &&
@@ -230,6 +233,29 @@ check "  message" contains "$T/o" "collect-sweep: task 1: $T/sweep1/task-001/res
 check "sweep: the prepare steps fail" expect_exit 2 "$T/o" env STUB_NOTIMPL=icsparse-shard \
     "$jobs/submit-sweep" --local --set 'sweep.dir="sweep3"' sweep.cfg
 check "  message" contains "$T/o" "sweep: the prepare steps failed: no point can run"
+example_points() {
+    # shellcheck source=jobs/lib/common.sh
+    . "$jobs/lib/common.sh"
+    # shellcheck source=jobs/lib/pipeline.sh
+    . "$jobs/lib/pipeline.sh"
+    # shellcheck source=jobs/lib/sweep.sh
+    . "$jobs/lib/sweep.sh"
+    ics_sweep_points "$top_srcdir/conf/run-sweep-fashion-mnist.cfg" | cut -f2
+}
+check "the example sweep's grid" diff -u - <(export jobs; example_points) <<'WANT'
+{"final_sparsity": 0.5, "init_lr": 0.01}
+{"final_sparsity": 0.5, "init_lr": 0.05}
+{"final_sparsity": 0.7, "init_lr": 0.01}
+{"final_sparsity": 0.7, "init_lr": 0.05}
+{"final_sparsity": 0.9, "init_lr": 0.01}
+{"final_sparsity": 0.9, "init_lr": 0.05}
+WANT
+check "sweep: unknown step" expect_exit 2 "$T/o" "$jobs/submit-sweep" --local --set 'sweep.steps="train,fly"' --set 'sweep.dir="sweep4"' sweep.cfg
+check "  message" contains "$T/o" "sweep.steps: unknown step 'fly'"
+check "  nothing made" test ! -e sweep4
+check "sweep: only eval per point" expect_exit 0 "$T/o" "$jobs/submit-sweep" --local --set 'sweep.steps="eval"' --set 'sweep.prepare=""' --set 'sweep.dir="sweep5"' sweep.cfg
+check "  no prepare run, one step per point" bash -c "[ ! -e sweep5/prepare ] && [ \"\$(cat sweep5/task-003/steps)\" = eval ] && [ \"\$(cat sweep5/task-003/steps.done)\" = 'eval done' ]"
+check "  steps are not passed to the executables" bash -c "! grep -q 'pipeline.steps' sweep5/task-003/overrides"
 check "sweep dir in use" expect_exit 2 "$T/o" "$jobs/submit-sweep" --local sweep.cfg
 check "  message" contains "$T/o" "sweep1 already holds a sweep \(sweep1/sweep.cfg\): choose another sweep.dir"
 echo 'sweep = { run = "sweep-run.cfg"; };' >"$T/nogrid.cfg"

@@ -1,10 +1,12 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR/../..
 # tests/integration/test_slurm_cluster.sh: a real one-node Slurm cluster
 # (slurm/start-cluster.sh: munged, slurmctld, slurmd) and real sbatch, srun
 # and scontrol, no mocks: dependency chains with a failing step, a job array
 # with an afterok collector, requeue after USR1 with SLURM_RESTART_COUNT=1,
 # srun of an MPI program with PMIx, then the jobs/ scripts themselves.
 # Skips (77) without root or the slurm-wlm and munge packages.
+# shellcheck source=tests/lib.sh
 . "$top_srcdir/tests/lib.sh"
 
 if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root to run slurmd"; exit 77; fi
@@ -26,7 +28,7 @@ export SLURM_CONF=$cluster_dir/slurm.conf
 trap '"$top_srcdir/slurm/stop-cluster.sh" "$cluster_dir"; rm -rf "$TEST_TMP"' EXIT
 echo "cluster in $cluster_dir"
 T=$TEST_TMP
-cd "$T"
+cd "$T" || exit 1
 
 # job_field ID FIELD: one field of scontrol show job (JobState, ExitCode, ...).
 job_field() {
