@@ -173,7 +173,13 @@ ics_status ics_download_entry(const ics_catalog_entry *entry, const char *data_d
             snprintf(url, sizeof url, "%s", f->url);
         }
         const char *digest = f->sha256;
-        if (!digest && options && options->sha256 && entry->file_count == 1) digest = options->sha256;
+        if (!digest && entry->file_count > 1) {
+            st = ICS_FAIL(err, ICS_ERR_CONFIG,
+                          "%s: no SHA-256 is pinned for its %d files, so they are not downloaded; fetch them yourself and give --source",
+                          entry->name, entry->file_count);
+            break;
+        }
+        if (!digest && options && options->sha256) digest = options->sha256;
         ICS_INFO("downloading %s", url);
         st = ics_download_file(url, dest, digest, options, err);
     }

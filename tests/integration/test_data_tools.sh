@@ -69,6 +69,14 @@ check "  40 train + 6 test 32x32x3" contains "$TEST_TMP/c10.out" "40 train \+ 6 
 check "convert CIFAR-100" expect_exit 0 "$TEST_TMP/c100.out" \
     icsparse-convert --source "$FX/cifar-100-binary.tar.gz" -o "$D/c100.h5" --compress 6 cifar100
 check "  100 classes" contains "$TEST_TMP/c100.out" "30 train \+ 10 test images 32x32x3, 100 classes"
+cp "$FX/folders.tgz" "$TEST_TMP/folders.tgz"
+check "convert an image-folder archive" expect_exit 0 "$TEST_TMP/fo.out" \
+    icsparse-convert --source "$TEST_TMP/folders.tgz" --format folder --image-size 8 -o "$D/mini.h5" mini
+check "  10 train + 4 test 8x8x3, 2 classes" contains "$TEST_TMP/fo.out" "10 train \+ 4 test images 8x8x3, 2 classes"
+check "  extracted beside the archive" test -f "$TEST_TMP/folders.tgz.d/mini/train/dog/004.png"
+check "folders need an image size" expect_exit 2 "$TEST_TMP/fo2.out" \
+    icsparse-convert --source "$TEST_TMP/folders.tgz" --format folder -o "$D/mini2.h5" mini
+check "  saying so" contains "$TEST_TMP/fo2.out" "image folders need an image size \(--image-size N\)"
 check "shard CIFAR-10 into more shards than val rows" expect_exit 0 "$TEST_TMP/c10s.out" \
     "$MPIRUN" -n 2 --oversubscribe icsparse-shard -o "$D/c10-shards" -n 7 "$D/c10.h5"
 check "  and verify it" expect_exit 0 "$TEST_TMP/c10v.out" icsparse-shard -o "$D/c10-shards" --verify
@@ -93,11 +101,8 @@ bad "archive escaping its directory" 1 "would escape the target directory; refus
 bad "unknown dataset" 2 "unknown dataset 'nosuch' \(see --list\)" nosuch
 bad "unknown format" 2 "unknown --format 'zip'" --source "$FX/idx" --format zip x
 bad "missing source" 1 "cifar10: source not found \(looked in .*/downloads/cifar10\); run with --download" -d "$TEST_TMP/empty" cifar10
-# An HDF5 file of another format, and a dataset of a newer version.
-cp "$D/c10.h5" "$TEST_TMP/bad/other.h5"
 check "shard refuses a non-HDF5 file" expect_exit 1 "$TEST_TMP/h.out" icsparse-shard -o "$TEST_TMP/x" "$FX/not-a-tar.tar.gz"
 check "  one line: not an HDF5 file" contains "$TEST_TMP/h.out" "not-a-tar.tar.gz: not an HDF5 file"
-rm -f "$TEST_TMP/bad/other.h5"
 
 # ---------------------------------------------------------------- downloads
 SERVE=$TEST_TMP/serve
@@ -139,6 +144,11 @@ start_server --fail-first 2
 check "retry after server errors" expect_exit 0 "$TEST_TMP/d4.out" \
     icsparse-convert -d "$TEST_TMP/dl4" --download --sha256 "$SHA" cifar10
 check "  telling about the retries" contains "$TEST_TMP/d4.out" "WARN .*503.*retrying in 1 s"
+if [ ! -d /usr/share/datasets/mnist ]; then # a local MNIST would be used instead
+    check "no download without pinned digests for multi-file datasets" expect_exit 2 "$TEST_TMP/d6.out" \
+        icsparse-convert -d "$TEST_TMP/dl6" --download --sha256 "$SHA" mnist
+    check "  saying what to do" contains "$TEST_TMP/d6.out" "mnist: no SHA-256 is pinned for its 4 files, so they are not downloaded; fetch them yourself and give --source"
+fi
 check "missing file: 404 is not retried" expect_exit 1 "$TEST_TMP/d5.out" \
     icsparse-convert -d "$TEST_TMP/dl5" --download --sha256 "$SHA" cifar100
 check "  saying so" contains "$TEST_TMP/d5.out" "cifar-100-binary.tar.gz: download failed: .*404.*\(not retried\)"

@@ -13,6 +13,7 @@ Writes, with the Python standard library only:
   cifar10-bad-label.tar.gz  a record with label 10
   not-a-tar.tar.gz        gzip of random bytes
   escape.tar.gz           an entry named ../escaped.txt
+  folders.tgz             ImageFolder layout mini/{train,val}/{cat,dog}/*.png (RGB PNGs)
   cifar10-expected.bin    train row 9 (batch 2, record 1) as HWC bytes, then its label byte
 """
 import gzip
@@ -94,6 +95,32 @@ def cifar100(path):
         add(tar, "cifar-100-binary/test.bin", records(10, 2, 100))
 
 
+def png(width, height, seed):
+    """An 8-bit RGB PNG written with zlib (no filter), a smooth gradient."""
+    import zlib
+    raw = bytearray()
+    for y in range(height):
+        raw.append(0)
+        for x in range(width):
+            raw += bytes(((x * 7 + seed * 40) % 256, (y * 5 + seed * 20) % 256, (x + y + seed) % 256))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(bytes(raw))) + chunk(b"IEND", b""))
+
+
+def folders(path):
+    with tarfile.open(path, "w:gz") as tar:
+        k = 0
+        for split, per_class in (("train", 5), ("val", 2)):
+            for cls in ("cat", "dog"):
+                for i in range(per_class):
+                    k += 1
+                    add(tar, f"mini/{split}/{cls}/{i:03d}.png", png(12 + i, 10 + k % 3, k))
+
+
 os.makedirs(out, exist_ok=True)
 idx_dir("idx")
 idx_dir("idx-bad-magic", bad_magic=True)
@@ -105,6 +132,7 @@ cifar10(os.path.join(out, "cifar10-bad-label.tar.gz"), bad_label=True)
 cifar100(os.path.join(out, "cifar-100-binary.tar.gz"))
 with gzip.open(os.path.join(out, "not-a-tar.tar.gz"), "wb") as f:
     f.write(bytes(rng.randrange(256) for _ in range(5000)))
+folders(os.path.join(out, "folders.tgz"))
 with tarfile.open(os.path.join(out, "escape.tar.gz"), "w:gz") as tar:
     add(tar, "top/ok.txt", b"fine\n")
     add(tar, "top/../../escaped.txt", b"gotcha\n")
