@@ -51,6 +51,7 @@ typedef struct ynode {
     struct ynode **items;
     struct ynode *target;   /* alias: the anchored node (not owned) */
     struct ynode *override; /* recipe_args value replacing this node (not owned) */
+    struct ynode *kept;     /* owned: merge (<<) values that merged aliases point into */
 } ynode;
 
 /* Parses YAML text (one document) into a tree. line_offset is added to every

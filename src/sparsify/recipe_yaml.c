@@ -40,6 +40,7 @@ void yn_free(ynode *node)
         for (size_t i = 0; i < node->count; i++)
             yn_free(node->items[i]);
     free(node->items);
+    yn_free(node->kept);
     free(node->tag);
     free(node->anchor);
     free(node->text);
@@ -246,6 +247,126 @@ static ics_status handle_event(parse_state *ps, const yaml_event_t *ev, ics_erro
     }
 }
 
+/* Appends (key, value) to a mapping node (takes ownership of both). */
+static ics_status map_append(ynode *map, ynode *key, ynode *value, ics_error *err)
+{
+    if (map->count + 2 > map->cap) {
+        size_t cap = map->cap ? map->cap * 2 : 8;
+        while (cap < map->count + 2)
+            cap *= 2;
+        ynode **items = ics_realloc(map->items, cap * sizeof *items, "recipe YAML items", err);
+        if (!items) {
+            yn_free(key);
+            yn_free(value);
+            return err ? err->status : ICS_ERR_NOMEM;
+        }
+        map->items = items;
+        map->cap = cap;
+    }
+    map->items[map->count++] = key;
+    map->items[map->count++] = value;
+    return ICS_OK;
+}
+
+/* Appends node to a holder sequence (takes ownership). */
+static ics_status keep_node(ynode *holder, ynode *node, ics_error *err)
+{
+    ynode **items =
+        ics_realloc(holder->items, (holder->count + 1) * sizeof *items, "recipe YAML items", err);
+    if (!items) {
+        yn_free(node);
+        return err ? err->status : ICS_ERR_NOMEM;
+    }
+    holder->items = items;
+    holder->items[holder->count++] = node;
+    holder->cap = holder->count;
+    return ICS_OK;
+}
+
+/* Copies one merged pair in as a new key and an alias of the value, unless
+ * the mapping has that key already (explicit keys, and earlier merged
+ * mappings, win). */
+static ics_status merge_pair(ynode *map, const ynode *key, ynode *value, ics_error *err)
+{
+    const ynode *k = yn_deref(key);
+    if (k->kind != YN_SCALAR || yn_map_get(map, k->text)) return ICS_OK;
+    ynode *nk = ics_calloc(1, sizeof *nk, "recipe YAML node", err);
+    ynode *nv = ics_calloc(1, sizeof *nv, "recipe YAML node", err);
+    if (nk) nk->text = ics_strdup(k->text, err);
+    if (nv) nv->text = ics_strdup("<<", err);
+    if (!nk || !nv || !nk->text || !nv->text) {
+        yn_free(nk);
+        yn_free(nv);
+        return err ? err->status : ICS_ERR_NOMEM;
+    }
+    nk->kind = YN_SCALAR;
+    nk->plain = k->plain;
+    nk->line = k->line;
+    nk->column = k->column;
+    nv->kind = YN_ALIAS;
+    nv->target = value;
+    nv->line = value->line;
+    nv->column = value->column;
+    return map_append(map, nk, nv, err);
+}
+
+/* YAML merge keys (`<<: *defaults`, `<<: [*a, *b]`), which PyYAML's safe
+ * loader applies: the pairs of the merged mappings join the mapping as
+ * aliases of their values (so overrides still reach them), explicit keys
+ * win. Children first, so a merged mapping is complete before it is used. */
+static ics_status expand_merges(ynode *n, const char *source, ics_error *err)
+{
+    if (!n || n->kind == YN_ALIAS || n->kind == YN_SCALAR) return ICS_OK;
+    for (size_t i = 0; i < n->count; i++) {
+        ics_status st = expand_merges(n->items[i], source, err);
+        if (st != ICS_OK) return st;
+    }
+    if (n->kind != YN_MAP) return ICS_OK;
+    for (size_t i = 0; i + 1 < n->count;) {
+        ynode *k = n->items[i];
+        if (!(k->kind == YN_SCALAR && k->plain && strcmp(k->text, "<<") == 0)) {
+            i += 2;
+            continue;
+        }
+        ynode *v = n->items[i + 1];
+        const ynode *src = yn_deref(v);
+        const ynode *const *maps = &src;
+        size_t map_count = 1;
+        if (src->kind == YN_SEQ) {
+            maps = (const ynode *const *)src->items;
+            map_count = src->count;
+        }
+        for (size_t j = 0; j < map_count; j++)
+            if (yn_deref(maps[j])->kind != YN_MAP)
+                return RECIPE_FAIL(err, source, v->line, v->column,
+                                   "a merge key '<<' needs a mapping or a list of mappings");
+        /* take the << pair out (after the checks, so the tree stays whole on
+         * error), then add the merged pairs at the end */
+        memmove(&n->items[i], &n->items[i + 2], (n->count - i - 2) * sizeof *n->items);
+        n->count -= 2;
+        ics_status st = ICS_OK;
+        for (size_t j = 0; j < map_count && st == ICS_OK; j++) {
+            ynode *m = (ynode *)yn_deref(maps[j]);
+            for (size_t p = 0; p + 1 < m->count && st == ICS_OK; p += 2)
+                st = merge_pair(n, m->items[p], m->items[p + 1], err);
+        }
+        yn_free(k);
+        /* the merged aliases point into v's subtree: keep it owned by n */
+        if (!n->kept) {
+            n->kept = ics_calloc(1, sizeof *n->kept, "recipe YAML node", err);
+            if (!n->kept) {
+                yn_free(v);
+                return err ? err->status : ICS_ERR_NOMEM;
+            }
+            n->kept->kind = YN_SEQ;
+        }
+        ics_status kst = keep_node(n->kept, v, err);
+        if (kst != ICS_OK) return kst;
+        if (st != ICS_OK) return st;
+    }
+    return ICS_OK;
+}
+
 ics_status yn_parse(const char *text, size_t length, const char *source, int line_offset,
                     ynode **out, ics_error *err)
 {
@@ -275,6 +396,11 @@ ics_status yn_parse(const char *text, size_t length, const char *source, int lin
         return st;
     }
     if (!ps.root) return RECIPE_FAIL(err, source, 0, 0, "the recipe is empty");
+    st = expand_merges(ps.root, source, err);
+    if (st != ICS_OK) {
+        yn_free(ps.root);
+        return st;
+    }
     *out = ps.root;
     return ICS_OK;
 }

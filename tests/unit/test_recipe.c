@@ -678,6 +678,44 @@ static void test_more_errors(void)
     CU_ASSERT(strstr(err.message, "nested too deeply") || strstr(err.message, "YAML syntax error"));
 }
 
+/* YAML merge keys, as PyYAML's safe loader applies them. */
+static void test_merge_keys(void)
+{
+    const char *text = "end: &end 10\n"
+                       "gmp_defaults: &gmp\n"
+                       "  init_sparsity: 0.05\n"
+                       "  final_sparsity: 0.8\n"
+                       "  start_epoch: 0\n"
+                       "  end_epoch: *end\n"
+                       "  update_frequency: 1\n"
+                       "pruning_modifiers:\n"
+                       "  - !GMPruningModifier\n"
+                       "    <<: *gmp\n"
+                       "    params: [a]\n"
+                       "    final_sparsity: 0.9\n"
+                       "  - !MagnitudePruningModifier\n"
+                       "    <<: [{update_frequency: 2, init_sparsity: 0.1}, *gmp]\n"
+                       "    params: [b]\n";
+    ics_recipe *r = load_ok(text, NULL);
+    if (r) {
+        const ics_modifier *g = find_mod(r, ICS_MOD_GM_PRUNING, 0);
+        const ics_modifier *m = find_mod(r, ICS_MOD_MAGNITUDE_PRUNING, 0);
+        CU_ASSERT_DOUBLE_EQUAL(g->u.pruning.groups[0].sparsity, 0.9, 0); /* explicit key wins */
+        CU_ASSERT_DOUBLE_EQUAL(g->u.pruning.init_sparsity, 0.05, 0);
+        CU_ASSERT_DOUBLE_EQUAL(g->end_epoch, 10, 0);
+        CU_ASSERT_DOUBLE_EQUAL(m->update_frequency, 2, 0); /* earlier merged mapping wins */
+        CU_ASSERT_DOUBLE_EQUAL(m->u.pruning.init_sparsity, 0.1, 0);
+        CU_ASSERT_DOUBLE_EQUAL(m->u.pruning.groups[0].sparsity, 0.8, 0);
+    }
+    ics_recipe_destroy(r);
+    /* an override reaches values that came in through a merge */
+    r = load_ok(text, "{\"end\": 20}");
+    if (r) CU_ASSERT_DOUBLE_EQUAL(find_mod(r, ICS_MOD_MAGNITUDE_PRUNING, 0)->end_epoch, 20, 0);
+    ics_recipe_destroy(r);
+    load_fails("a: &a 1\nmodifiers:\n  - !EpochRangeModifier\n    <<: *a\n", NULL,
+               "t.yaml:4:9: a merge key '<<' needs a mapping or a list of mappings");
+}
+
 static void test_log_types_and_defaults(void)
 {
     ics_recipe *r = load_ok("modifiers:\n  - !GMPruningModifier\n    init_sparsity: 0.05\n"
@@ -1460,6 +1498,7 @@ int main(void)
         {"recipe_args override anchors and aliases", test_recipe_args_override_anchors},
         {"schema errors with line and column", test_schema_errors},
         {"every other loader error", test_more_errors},
+        {"YAML merge keys", test_merge_keys},
         {"log_types ignored, defaults filled", test_log_types_and_defaults},
         {"every modifier schema", test_all_modifiers_fixture},
         {".md front matter", test_markdown_front_matter},
