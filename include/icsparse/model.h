@@ -108,7 +108,10 @@ typedef struct ics_model_options {
     int in_h, in_w;   /* input size; default 224x224 (0 = default) */
     float width_mult; /* mobilenet_v2 only; default 1.0 (0 = default) */
     int cifar_stem;   /* resnets: conv1 3x3 stride 1 padding 1 and no max pool */
-    float dropout;    /* classifier dropout; < 0 = the architecture's default */
+    float dropout;    /* classifier dropout p; < 0 = the architecture's default
+                       * (mobilenet_v2 0.2, vgg 0.5, none for resnet and
+                       * simple_cnn); 0 = none. ics_model_options_default
+                       * sets -1: start from it rather than from zeros. */
 } ics_model_options;
 
 /* The defaults above (num_classes 1000, 3 channels, 224x224, width 1.0,
