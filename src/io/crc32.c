@@ -16,7 +16,8 @@ static void build_table(void)
 {
     for (uint32_t k = 0; k < 256; k++) {
         uint32_t c = k;
-        for (int bit = 0; bit < 8; bit++) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        for (int bit = 0; bit < 8; bit++)
+            c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
         crc_table[k] = c;
     }
     atomic_store(&crc_table_ready, 1);
@@ -27,6 +28,7 @@ uint32_t ics_crc32_update(uint32_t crc, const void *data, size_t bytes)
     if (!atomic_load(&crc_table_ready)) build_table();
     const uint8_t *p = data;
     uint32_t c = crc ^ 0xFFFFFFFFu;
-    for (size_t i = 0; i < bytes; i++) c = crc_table[(c ^ p[i]) & 0xFFu] ^ (c >> 8);
+    for (size_t i = 0; i < bytes; i++)
+        c = crc_table[(c ^ p[i]) & 0xFFu] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;
 }

@@ -3,6 +3,7 @@
  * of the format. */
 #include "ics_build_config.h"
 #include "io/pickle_reader.h"
+#include "io/pickle_builtins.h"
 #include "core/alloc.h"
 
 #include <stdlib.h>
@@ -12,18 +13,59 @@ const ics_pickle_limits ics_pickle_default_limits = {
     .max_stack = (size_t)1 << 24, .max_marks = (size_t)1 << 16, .max_memo = (size_t)1 << 24};
 
 enum {
-    OP_MARK = '(', OP_STOP = '.', OP_POP = '0', OP_POP_MARK = '1', OP_DUP = '2',
-    OP_BININT = 'J', OP_BININT1 = 'K', OP_BININT2 = 'M', OP_NONE = 'N', OP_BINPERSID = 'Q',
-    OP_REDUCE = 'R', OP_BINSTRING = 'T', OP_SHORT_BINSTRING = 'U', OP_BINUNICODE = 'X',
-    OP_APPEND = 'a', OP_BUILD = 'b', OP_GLOBAL = 'c', OP_DICT = 'd', OP_EMPTY_DICT = '}',
-    OP_APPENDS = 'e', OP_BINGET = 'h', OP_LONG_BINGET = 'j', OP_LIST = 'l', OP_EMPTY_LIST = ']',
-    OP_BINPUT = 'q', OP_LONG_BINPUT = 'r', OP_SETITEM = 's', OP_TUPLE = 't', OP_EMPTY_TUPLE = ')',
-    OP_SETITEMS = 'u', OP_BINFLOAT = 'G', OP_BINBYTES = 'B', OP_SHORT_BINBYTES = 'C',
-    OP_PROTO = 0x80, OP_NEWOBJ = 0x81, OP_TUPLE1 = 0x85, OP_TUPLE2 = 0x86, OP_TUPLE3 = 0x87,
-    OP_NEWTRUE = 0x88, OP_NEWFALSE = 0x89, OP_LONG1 = 0x8a, OP_LONG4 = 0x8b,
-    OP_SHORT_BINUNICODE = 0x8c, OP_BINUNICODE8 = 0x8d, OP_BINBYTES8 = 0x8e, OP_EMPTY_SET = 0x8f,
-    OP_ADDITEMS = 0x90, OP_FROZENSET = 0x91, OP_NEWOBJ_EX = 0x92, OP_STACK_GLOBAL = 0x93,
-    OP_MEMOIZE = 0x94, OP_FRAME = 0x95, OP_BYTEARRAY8 = 0x96
+    OP_MARK = '(',
+    OP_STOP = '.',
+    OP_POP = '0',
+    OP_POP_MARK = '1',
+    OP_DUP = '2',
+    OP_BININT = 'J',
+    OP_BININT1 = 'K',
+    OP_BININT2 = 'M',
+    OP_NONE = 'N',
+    OP_BINPERSID = 'Q',
+    OP_REDUCE = 'R',
+    OP_BINSTRING = 'T',
+    OP_SHORT_BINSTRING = 'U',
+    OP_BINUNICODE = 'X',
+    OP_APPEND = 'a',
+    OP_BUILD = 'b',
+    OP_GLOBAL = 'c',
+    OP_DICT = 'd',
+    OP_EMPTY_DICT = '}',
+    OP_APPENDS = 'e',
+    OP_BINGET = 'h',
+    OP_LONG_BINGET = 'j',
+    OP_LIST = 'l',
+    OP_EMPTY_LIST = ']',
+    OP_BINPUT = 'q',
+    OP_LONG_BINPUT = 'r',
+    OP_SETITEM = 's',
+    OP_TUPLE = 't',
+    OP_EMPTY_TUPLE = ')',
+    OP_SETITEMS = 'u',
+    OP_BINFLOAT = 'G',
+    OP_BINBYTES = 'B',
+    OP_SHORT_BINBYTES = 'C',
+    OP_PROTO = 0x80,
+    OP_NEWOBJ = 0x81,
+    OP_TUPLE1 = 0x85,
+    OP_TUPLE2 = 0x86,
+    OP_TUPLE3 = 0x87,
+    OP_NEWTRUE = 0x88,
+    OP_NEWFALSE = 0x89,
+    OP_LONG1 = 0x8a,
+    OP_LONG4 = 0x8b,
+    OP_SHORT_BINUNICODE = 0x8c,
+    OP_BINUNICODE8 = 0x8d,
+    OP_BINBYTES8 = 0x8e,
+    OP_EMPTY_SET = 0x8f,
+    OP_ADDITEMS = 0x90,
+    OP_FROZENSET = 0x91,
+    OP_NEWOBJ_EX = 0x92,
+    OP_STACK_GLOBAL = 0x93,
+    OP_MEMOIZE = 0x94,
+    OP_FRAME = 0x95,
+    OP_BYTEARRAY8 = 0x96
 };
 
 typedef struct vm {
@@ -44,8 +86,8 @@ typedef struct vm {
 } vm;
 
 /* Every error names the stream and the offset of the opcode. */
-#define VM_FAIL(m, status, fmt, ...)                                                        \
-    ICS_FAIL((m)->err, (status), "%s: pickle: " fmt " (opcode at offset %zu)", (m)->label, \
+#define VM_FAIL(m, status, fmt, ...)                                                               \
+    ICS_FAIL((m)->err, (status), "%s: pickle: " fmt " (opcode at offset %zu)", (m)->label,         \
              __VA_ARGS__, (m)->op_pos)
 
 static ics_status truncated(vm *m)
@@ -65,7 +107,8 @@ static ics_status take(vm *m, size_t n, const uint8_t **p)
 static uint64_t rd_le(const uint8_t *p, int n)
 {
     uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 
@@ -130,7 +173,8 @@ static ics_status memo_put(vm *m, uint64_t index)
                        (unsigned long long)index, m->limits->max_memo);
     if (index >= m->memo_len) {
         size_t len = (size_t)index + 1, cap = m->memo_len ? m->memo_len : 64;
-        while (cap < len) cap *= 2;
+        while (cap < len)
+            cap *= 2;
         ics_pv **memo = ics_realloc(m->memo, cap * sizeof *memo, "pickle memo", m->err);
         if (!memo) return ICS_ERR_NOMEM;
         memset(memo + m->memo_len, 0, (cap - m->memo_len) * sizeof *memo);
@@ -213,8 +257,9 @@ static ics_status push_text(vm *m, ics_pv_kind kind, size_t len_bytes)
     if (len > m->size - m->pos) return truncated(m);
     st = take(m, (size_t)len, &p);
     if (st != ICS_OK) return st;
-    return push(m, kind == ICS_PV_STRING ? ics_pv_new_string(m->arena, (const char *)p, (size_t)len, m->err)
-                                         : ics_pv_new_bytes(m->arena, p, (size_t)len, m->err));
+    return push(m, kind == ICS_PV_STRING
+                       ? ics_pv_new_string(m->arena, (const char *)p, (size_t)len, m->err)
+                       : ics_pv_new_bytes(m->arena, p, (size_t)len, m->err));
 }
 
 /* LONG1 / LONG4: little-endian two's complement of any length; we keep
@@ -231,7 +276,8 @@ static ics_status push_long(vm *m, size_t len_bytes)
     if (n == 0) return push(m, ics_pv_new_int(m->arena, 0, m->err));
     uint8_t sign = (p[n - 1] & 0x80) ? 0xFF : 0x00;
     size_t used = (size_t)n;
-    while (used > 8 && p[used - 1] == sign) used--;
+    while (used > 8 && p[used - 1] == sign)
+        used--;
     if (used > 8 || (used == 8 && ((p[7] & 0x80) ? 0xFF : 0x00) != sign))
         return VM_FAIL(m, ICS_ERR_FORMAT, "integer of %llu bytes does not fit in int64",
                        (unsigned long long)n);
@@ -273,103 +319,15 @@ static ics_status push_global(vm *m, const char *module, size_t module_len, cons
     return push(m, g);
 }
 
-static int global_is(const ics_pv *g, const char *module, const char *name)
-{
-    return strcmp(g->u.global.module, module) == 0 && strcmp(g->u.global.name, name) == 0;
-}
-
-/* Protocol 2 has no bytes opcode: Python 3 pickles bytes as
- * _codecs.encode(text, 'latin1'), whose code points are the byte values.
- * Decodes the UTF-8 of such text back into bytes. */
-static ics_status latin1_bytes(vm *m, const ics_pv *text, ics_pv **result)
-{
-    ics_pv *b = ics_pv_new_bytes(m->arena, "", 0, m->err);
-    if (!b) return failed(m);
-    /* decoded in place in a copy: each byte needs at least one UTF-8 byte */
-    char *out = ics_pv_arena_strdup(m->arena, text->u.str.data, text->u.str.len, m->err);
-    if (!out) return failed(m);
-    const uint8_t *s = (const uint8_t *)text->u.str.data;
-    size_t n = 0;
-    for (size_t i = 0; i < text->u.str.len; i++) {
-        if (s[i] < 0x80) {
-            out[n++] = (char)s[i];
-        } else if ((s[i] & 0xFE) == 0xC2 && i + 1 < text->u.str.len && (s[i + 1] & 0xC0) == 0x80) {
-            out[n++] = (char)(((s[i] & 0x03) << 6) | (s[i + 1] & 0x3F));
-            i++;
-        } else {
-            return VM_FAIL(m, ICS_ERR_FORMAT, "%s", "latin-1 text holds a character above U+00FF");
-        }
-    }
-    out[n] = '\0';
-    b->u.str.data = out;
-    b->u.str.len = n;
-    *result = b;
-    return ICS_OK;
-}
-
-static int is_latin1_name(const ics_pv *v)
-{
-    return v->kind == ICS_PV_STRING &&
-           (strcmp(v->u.str.data, "latin1") == 0 || strcmp(v->u.str.data, "latin-1") == 0);
-}
-
-/* The classes every pickle reader of ours understands. */
-static ics_status builtin_call(vm *m, const ics_pv *g, ics_pv *args, ics_pv **result)
-{
-    if (global_is(g, "collections", "OrderedDict")) {
-        ics_pv *d = ics_pv_new_dict(m->arena, 1, m->err);
-        if (!d) return ICS_ERR_NOMEM;
-        /* OrderedDict(iterable of pairs), as in copyreg's reduction */
-        if (args->u.seq.len == 1 && args->u.seq.items[0]->kind == ICS_PV_LIST) {
-            const ics_pv *pairs = args->u.seq.items[0];
-            for (size_t i = 0; i < pairs->u.seq.len; i++) {
-                const ics_pv *kv = pairs->u.seq.items[i];
-                if ((kv->kind != ICS_PV_TUPLE && kv->kind != ICS_PV_LIST) || kv->u.seq.len != 2)
-                    return VM_FAIL(m, ICS_ERR_FORMAT, "%s", "OrderedDict item is not a pair");
-                ics_status st = ics_pv_dict_set(m->arena, d, kv->u.seq.items[0], kv->u.seq.items[1], m->err);
-                if (st != ICS_OK) return st;
-            }
-        } else if (args->u.seq.len != 0) {
-            return VM_FAIL(m, ICS_ERR_FORMAT, "%s", "OrderedDict called with unexpected arguments");
-        }
-        *result = d;
-    } else if ((global_is(g, "builtins", "set") || global_is(g, "builtins", "frozenset")) &&
-               args->u.seq.len <= 1) {
-        ics_pv *list = ics_pv_new(m->arena, ICS_PV_LIST, m->err);
-        if (!list) return ICS_ERR_NOMEM;
-        if (args->u.seq.len == 1) {
-            const ics_pv *items = args->u.seq.items[0];
-            if (items->kind != ICS_PV_LIST && items->kind != ICS_PV_TUPLE)
-                return VM_FAIL(m, ICS_ERR_FORMAT, "%s", "set built from a non-sequence");
-            for (size_t i = 0; i < items->u.seq.len; i++) {
-                ics_status st = ics_pv_seq_append(m->arena, list, items->u.seq.items[i], m->err);
-                if (st != ICS_OK) return st;
-            }
-        }
-        *result = list;
-    } else if (global_is(g, "_codecs", "encode") || global_is(g, "builtins", "bytearray") ||
-               global_is(g, "builtins", "bytes")) {
-        /* encode(text, 'latin1'), bytes(), bytes(b), bytearray(text, 'latin-1') */
-        ics_pv **a = args->u.seq.items;
-        size_t n = args->u.seq.len;
-        if (n == 2 && a[0]->kind == ICS_PV_STRING && is_latin1_name(a[1]))
-            return latin1_bytes(m, a[0], result);
-        if (n == 1 && a[0]->kind == ICS_PV_BYTES && g->u.global.module[0] == 'b')
-            *result = a[0];
-        else if (n == 0 && g->u.global.module[0] == 'b' &&
-                 !(*result = ics_pv_new_bytes(m->arena, "", 0, m->err)))
-            return failed(m);
-    }
-    return ICS_OK;
-}
-
 /* REDUCE / NEWOBJ: callable(*args) for the classes the hooks or the
  * built-ins know; an opaque object for all others. Nothing is executed. */
 static ics_status call(vm *m, ics_pv *callable, ics_pv *args, ics_pv *kwargs)
 {
     if (callable->kind != ICS_PV_GLOBAL)
-        return VM_FAIL(m, ICS_ERR_FORMAT, "cannot call a %s (only classes and functions named "
-                       "by GLOBAL)", ics_pv_kind_name(callable->kind));
+        return VM_FAIL(m, ICS_ERR_FORMAT,
+                       "cannot call a %s (only classes and functions named "
+                       "by GLOBAL)",
+                       ics_pv_kind_name(callable->kind));
     if (args->kind != ICS_PV_TUPLE)
         return VM_FAIL(m, ICS_ERR_FORMAT, "arguments of %s.%s are a %s, not a tuple",
                        callable->u.global.module, callable->u.global.name,
@@ -378,13 +336,11 @@ static ics_status call(vm *m, ics_pv *callable, ics_pv *args, ics_pv *kwargs)
     ics_status st = ICS_OK;
     if (m->hooks && m->hooks->call && !kwargs)
         st = m->hooks->call(m->hooks->ctx, m->arena, callable, args, &result, m->err);
+    if (st == ICS_OK && !result && !kwargs)
+        st = ics_pickle_builtin_call(m->arena, callable, args, &result, m->err);
     if (st != ICS_OK) {
         ics_error_prefix(m->err, "%s: pickle offset %zu: ", m->label, m->op_pos);
         return failed(m);
-    }
-    if (!result && !kwargs) {
-        st = builtin_call(m, callable, args, &result);
-        if (st != ICS_OK) return st;
     }
     if (!result) {
         result = ics_pv_new(m->arena, ICS_PV_OBJECT, m->err);
@@ -462,9 +418,12 @@ static ics_status step(vm *m, int *stop)
     case OP_DUP:
         if ((st = top(m, &a)) != ICS_OK) return st;
         return push(m, a);
-    case OP_NONE: return push(m, ics_pv_new(m->arena, ICS_PV_NONE, m->err));
-    case OP_NEWTRUE: return push(m, ics_pv_new_bool(m->arena, 1, m->err));
-    case OP_NEWFALSE: return push(m, ics_pv_new_bool(m->arena, 0, m->err));
+    case OP_NONE:
+        return push(m, ics_pv_new(m->arena, ICS_PV_NONE, m->err));
+    case OP_NEWTRUE:
+        return push(m, ics_pv_new_bool(m->arena, 1, m->err));
+    case OP_NEWFALSE:
+        return push(m, ics_pv_new_bool(m->arena, 0, m->err));
     case OP_BININT:
         if ((st = take(m, 4, &p)) != ICS_OK) return st;
         return push(m, ics_pv_new_int(m->arena, (int32_t)(uint32_t)rd_le(p, 4), m->err));
@@ -474,30 +433,46 @@ static ics_status step(vm *m, int *stop)
     case OP_BININT2:
         if ((st = take(m, 2, &p)) != ICS_OK) return st;
         return push(m, ics_pv_new_int(m->arena, (int64_t)rd_le(p, 2), m->err));
-    case OP_LONG1: return push_long(m, 1);
-    case OP_LONG4: return push_long(m, 4);
+    case OP_LONG1:
+        return push_long(m, 1);
+    case OP_LONG4:
+        return push_long(m, 4);
     case OP_BINFLOAT: { /* 8 bytes, big-endian IEEE double */
         if ((st = take(m, 8, &p)) != ICS_OK) return st;
         uint64_t bits = 0;
-        for (int i = 0; i < 8; i++) bits = (bits << 8) | p[i];
+        for (int i = 0; i < 8; i++)
+            bits = (bits << 8) | p[i];
         double f;
         memcpy(&f, &bits, sizeof f);
         return push(m, ics_pv_new_float(m->arena, f, m->err));
     }
-    case OP_SHORT_BINUNICODE: return push_text(m, ICS_PV_STRING, 1);
-    case OP_BINUNICODE: return push_text(m, ICS_PV_STRING, 4);
-    case OP_BINUNICODE8: return push_text(m, ICS_PV_STRING, 8);
+    case OP_SHORT_BINUNICODE:
+        return push_text(m, ICS_PV_STRING, 1);
+    case OP_BINUNICODE:
+        return push_text(m, ICS_PV_STRING, 4);
+    case OP_BINUNICODE8:
+        return push_text(m, ICS_PV_STRING, 8);
     /* Python 2 str: torch's loader decodes them as text (encoding utf-8) */
-    case OP_SHORT_BINSTRING: return push_text(m, ICS_PV_STRING, 1);
-    case OP_BINSTRING: return push_text(m, ICS_PV_STRING, 4);
-    case OP_SHORT_BINBYTES: return push_text(m, ICS_PV_BYTES, 1);
-    case OP_BINBYTES: return push_text(m, ICS_PV_BYTES, 4);
-    case OP_BINBYTES8: return push_text(m, ICS_PV_BYTES, 8);
-    case OP_BYTEARRAY8: return push_text(m, ICS_PV_BYTES, 8);
-    case OP_EMPTY_TUPLE: return push(m, ics_pv_new(m->arena, ICS_PV_TUPLE, m->err));
-    case OP_TUPLE1: return tuple_n(m, 1);
-    case OP_TUPLE2: return tuple_n(m, 2);
-    case OP_TUPLE3: return tuple_n(m, 3);
+    case OP_SHORT_BINSTRING:
+        return push_text(m, ICS_PV_STRING, 1);
+    case OP_BINSTRING:
+        return push_text(m, ICS_PV_STRING, 4);
+    case OP_SHORT_BINBYTES:
+        return push_text(m, ICS_PV_BYTES, 1);
+    case OP_BINBYTES:
+        return push_text(m, ICS_PV_BYTES, 4);
+    case OP_BINBYTES8:
+        return push_text(m, ICS_PV_BYTES, 8);
+    case OP_BYTEARRAY8:
+        return push_text(m, ICS_PV_BYTES, 8);
+    case OP_EMPTY_TUPLE:
+        return push(m, ics_pv_new(m->arena, ICS_PV_TUPLE, m->err));
+    case OP_TUPLE1:
+        return tuple_n(m, 1);
+    case OP_TUPLE2:
+        return tuple_n(m, 2);
+    case OP_TUPLE3:
+        return tuple_n(m, 3);
     case OP_TUPLE:
         if ((st = pop_mark(m, &start)) != ICS_OK) return st;
         return collect(m, start, ICS_PV_TUPLE);
@@ -514,7 +489,8 @@ static ics_status step(vm *m, int *stop)
     case OP_ADDITEMS:
         if ((st = pop_mark(m, &start)) != ICS_OK) return st;
         return extend(m, start);
-    case OP_EMPTY_DICT: return push(m, ics_pv_new_dict(m->arena, 0, m->err));
+    case OP_EMPTY_DICT:
+        return push(m, ics_pv_new_dict(m->arena, 0, m->err));
     case OP_DICT:
         if ((st = pop_mark(m, &start)) != ICS_OK) return st;
         if ((st = push(m, ics_pv_new_dict(m->arena, 0, m->err))) != ICS_OK) return st;
@@ -578,24 +554,31 @@ static ics_status step(vm *m, int *stop)
         return push(m, b);
     default:
         if (op >= 0x20 && op < 0x7f)
-            return VM_FAIL(m, ICS_ERR_FORMAT, "unknown or unsupported opcode 0x%02x ('%c')", op, op);
+            return VM_FAIL(m, ICS_ERR_FORMAT, "unknown or unsupported opcode 0x%02x ('%c')", op,
+                           op);
         return VM_FAIL(m, ICS_ERR_FORMAT, "unknown or unsupported opcode 0x%02x", op);
     }
 }
 
-ics_status ics_pickle_load(const uint8_t *data, size_t size, const char *label,
-                           ics_pv_arena *arena, const ics_pickle_hooks *hooks,
-                           const ics_pickle_limits *limits, ics_pv **root, ics_error *err)
+ics_status ics_pickle_load(const uint8_t *data, size_t size, const char *label, ics_pv_arena *arena,
+                           const ics_pickle_hooks *hooks, const ics_pickle_limits *limits,
+                           ics_pv **root, ics_error *err)
 {
     ics_error local;
     if (!err) err = &local;
     ics_error_clear(err);
-    vm m = {.data = data, .size = size, .label = label ? label : "pickle", .arena = arena,
-            .hooks = hooks, .limits = limits ? limits : &ics_pickle_default_limits, .err = err};
+    vm m = {.data = data,
+            .size = size,
+            .label = label ? label : "pickle",
+            .arena = arena,
+            .hooks = hooks,
+            .limits = limits ? limits : &ics_pickle_default_limits,
+            .err = err};
     *root = NULL;
     ics_status st = ICS_OK;
     int stop = 0;
-    while (!stop && st == ICS_OK) st = step(&m, &stop);
+    while (!stop && st == ICS_OK)
+        st = step(&m, &stop);
     if (st == ICS_OK) *root = m.stack[m.depth - 1];
     free(m.stack);
     free(m.marks);

@@ -45,8 +45,8 @@ extern const ics_pickle_limits ics_pickle_default_limits;
  * archive/data.pkl"). hooks and limits may be NULL (no persistent ids; the
  * default limits). Built in: collections.OrderedDict (a dict flagged
  * ordered), builtins.set / frozenset (a list). */
-ics_status ics_pickle_load(const uint8_t *data, size_t size, const char *label,
-                           ics_pv_arena *arena, const ics_pickle_hooks *hooks,
-                           const ics_pickle_limits *limits, ics_pv **root, ics_error *err);
+ics_status ics_pickle_load(const uint8_t *data, size_t size, const char *label, ics_pv_arena *arena,
+                           const ics_pickle_hooks *hooks, const ics_pickle_limits *limits,
+                           ics_pv **root, ics_error *err);
 
 #endif

@@ -57,8 +57,10 @@ static void free_value(ics_pv *v)
 void ics_pv_arena_destroy(ics_pv_arena *arena)
 {
     if (!arena) return;
-    for (size_t i = 0; i < arena->count; i++) free_value(arena->values[i]);
-    for (size_t i = 0; i < arena->block_count; i++) free(arena->blocks[i]);
+    for (size_t i = 0; i < arena->count; i++)
+        free_value(arena->values[i]);
+    for (size_t i = 0; i < arena->block_count; i++)
+        free(arena->blocks[i]);
     free(arena->values);
     free(arena->blocks);
     free(arena);
@@ -180,7 +182,8 @@ ics_pv *ics_pv_new_tensor(ics_pv_arena *arena, ics_pv_dtype dtype, int ndim, con
     if (!v) return NULL;
     v->u.tensor.dtype = dtype;
     v->u.tensor.ndim = ndim;
-    for (int d = 0; d < ndim; d++) v->u.tensor.shape[d] = shape[d];
+    for (int d = 0; d < ndim; d++)
+        v->u.tensor.shape[d] = shape[d];
     v->u.tensor.numel = numel;
     v->u.tensor.data = ics_malloc_aligned(numel * elem, "tensor data", err);
     if (!v->u.tensor.data) return NULL;
@@ -209,7 +212,8 @@ static int key_hashable(const ics_pv *k, uint64_t *hash)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     if (k->kind == ICS_PV_STRING) {
-        for (size_t i = 0; i < k->u.str.len; i++) h = (h ^ (uint8_t)k->u.str.data[i]) * 1099511628211ull;
+        for (size_t i = 0; i < k->u.str.len; i++)
+            h = (h ^ (uint8_t)k->u.str.data[i]) * 1099511628211ull;
     } else if (k->kind == ICS_PV_INT || k->kind == ICS_PV_BOOL) {
         uint64_t x = k->kind == ICS_PV_INT ? (uint64_t)k->u.i : (uint64_t)k->u.boolean;
         h = (x ^ 0x9E3779B97F4A7C15ull) * 0xBF58476D1CE4E5B9ull;
@@ -250,7 +254,8 @@ static long index_find(const ics_pv *d, const dict_index *ix, const ics_pv *key,
 static ics_status index_rebuild(ics_pv *d, dict_index *ix, ics_error *err)
 {
     unsigned bits = 4;
-    while (((size_t)1 << bits) < 2 * (d->u.dict.len + 1)) bits++;
+    while (((size_t)1 << bits) < 2 * (d->u.dict.len + 1))
+        bits++;
     size_t *slots = ics_calloc((size_t)1 << bits, sizeof *slots, "dict index", err);
     if (!slots) return ICS_ERR_NOMEM;
     free(ix->slots);
@@ -260,8 +265,7 @@ static ics_status index_rebuild(ics_pv *d, dict_index *ix, ics_error *err)
         uint64_t h;
         size_t free_slot;
         if (!key_hashable(d->u.dict.keys[i], &h)) continue;
-        if (index_find(d, ix, d->u.dict.keys[i], h, &free_slot) < 0)
-            ix->slots[free_slot] = i + 1;
+        if (index_find(d, ix, d->u.dict.keys[i], h, &free_slot) < 0) ix->slots[free_slot] = i + 1;
     }
     return ICS_OK;
 }
@@ -271,7 +275,8 @@ ics_status ics_pv_dict_set(ics_pv_arena *arena, ics_pv *d, ics_pv *key, ics_pv *
 {
     (void)arena;
     if (d->kind != ICS_PV_DICT)
-        return ICS_FAIL(err, ICS_ERR_INVALID, "cannot set an item of a %s", ics_pv_kind_name(d->kind));
+        return ICS_FAIL(err, ICS_ERR_INVALID, "cannot set an item of a %s",
+                        ics_pv_kind_name(d->kind));
     dict_index *ix = &((pv_box *)d)->index;
     uint64_t h;
     size_t free_slot = 0;
@@ -382,8 +387,8 @@ int ics_pv_dtype_from_storage_class(const char *name)
 
 const char *ics_pv_kind_name(ics_pv_kind kind)
 {
-    static const char *const names[] = {"None",   "bool",   "int",    "float",  "str",
-                                        "bytes",  "tuple",  "list",   "dict",   "tensor",
+    static const char *const names[] = {"None",   "bool",   "int",    "float", "str",
+                                        "bytes",  "tuple",  "list",   "dict",  "tensor",
                                         "object", "global", "storage"};
     return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "unknown";
 }
@@ -410,29 +415,49 @@ static float half_to_float(uint16_t h)
 ics_status ics_pv_tensor_to_f32(const ics_pv *t, float *out, size_t n, ics_error *err)
 {
     if (t->kind != ICS_PV_TENSOR)
-        return ICS_FAIL(err, ICS_ERR_INVALID, "expected a tensor, got a %s", ics_pv_kind_name(t->kind));
+        return ICS_FAIL(err, ICS_ERR_INVALID, "expected a tensor, got a %s",
+                        ics_pv_kind_name(t->kind));
     if (n != t->u.tensor.numel)
         return ICS_FAIL(err, ICS_ERR_INVALID, "tensor has %zu elements, buffer %zu",
                         t->u.tensor.numel, n);
     const void *src = t->u.tensor.data;
     for (size_t i = 0; i < n; i++) {
         switch (t->u.tensor.dtype) {
-        case ICS_DT_FLOAT32: memcpy(&out[i], (const float *)src + i, 4); break;
-        case ICS_DT_FLOAT64: out[i] = (float)((const double *)src)[i]; break;
-        case ICS_DT_FLOAT16: out[i] = half_to_float(((const uint16_t *)src)[i]); break;
+        case ICS_DT_FLOAT32:
+            memcpy(&out[i], (const float *)src + i, 4);
+            break;
+        case ICS_DT_FLOAT64:
+            out[i] = (float)((const double *)src)[i];
+            break;
+        case ICS_DT_FLOAT16:
+            out[i] = half_to_float(((const uint16_t *)src)[i]);
+            break;
         case ICS_DT_BFLOAT16: {
             /* bfloat16 is the top half of a float32 */
             uint32_t bits = (uint32_t)((const uint16_t *)src)[i] << 16;
             memcpy(&out[i], &bits, 4);
             break;
         }
-        case ICS_DT_INT64: out[i] = (float)((const int64_t *)src)[i]; break;
-        case ICS_DT_INT32: out[i] = (float)((const int32_t *)src)[i]; break;
-        case ICS_DT_INT16: out[i] = (float)((const int16_t *)src)[i]; break;
-        case ICS_DT_INT8: out[i] = (float)((const int8_t *)src)[i]; break;
-        case ICS_DT_UINT8: out[i] = (float)((const uint8_t *)src)[i]; break;
-        case ICS_DT_BOOL: out[i] = ((const uint8_t *)src)[i] ? 1.0f : 0.0f; break;
-        case ICS_DT_COUNT: break; /* not a dtype: ics_pv_new_tensor refuses it */
+        case ICS_DT_INT64:
+            out[i] = (float)((const int64_t *)src)[i];
+            break;
+        case ICS_DT_INT32:
+            out[i] = (float)((const int32_t *)src)[i];
+            break;
+        case ICS_DT_INT16:
+            out[i] = (float)((const int16_t *)src)[i];
+            break;
+        case ICS_DT_INT8:
+            out[i] = (float)((const int8_t *)src)[i];
+            break;
+        case ICS_DT_UINT8:
+            out[i] = (float)((const uint8_t *)src)[i];
+            break;
+        case ICS_DT_BOOL:
+            out[i] = ((const uint8_t *)src)[i] ? 1.0f : 0.0f;
+            break;
+        case ICS_DT_COUNT:
+            break; /* not a dtype: ics_pv_new_tensor refuses it */
         }
     }
     return ICS_OK;

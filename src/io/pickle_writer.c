@@ -11,8 +11,13 @@
 #define MAX_NESTING 64
 
 enum {
-    OP_BININT = 'J', OP_BININT1 = 'K', OP_BININT2 = 'M', OP_LONG1 = 0x8a, OP_BINFLOAT = 'G',
-    OP_BINUNICODE = 'X', OP_GLOBAL = 'c'
+    OP_BININT = 'J',
+    OP_BININT1 = 'K',
+    OP_BININT2 = 'M',
+    OP_LONG1 = 0x8a,
+    OP_BINFLOAT = 'G',
+    OP_BINUNICODE = 'X',
+    OP_GLOBAL = 'c'
 };
 
 void ics_pickle_writer_init(ics_pickle_writer *w, ics_error *err)
@@ -35,7 +40,8 @@ static void emit(ics_pickle_writer *w, const void *p, size_t n)
     if (w->status != ICS_OK) return;
     if (w->len + n > w->cap) {
         size_t cap = w->cap ? w->cap : 256;
-        while (cap < w->len + n) cap *= 2;
+        while (cap < w->len + n)
+            cap *= 2;
         uint8_t *buf = ics_realloc(w->buf, cap, "pickle output", w->err);
         if (!buf) {
             w->status = ICS_ERR_NOMEM;
@@ -51,7 +57,8 @@ static void emit(ics_pickle_writer *w, const void *p, size_t n)
 static void emit_le(ics_pickle_writer *w, uint64_t v, int n)
 {
     uint8_t b[8];
-    for (int i = 0; i < n; i++) b[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < n; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
     emit(w, b, (size_t)n);
 }
 
@@ -94,14 +101,16 @@ void ics_pickle_emit_float(ics_pickle_writer *w, double v)
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
     uint8_t b[9] = {OP_BINFLOAT};
-    for (int i = 0; i < 8; i++) b[1 + i] = (uint8_t)(bits >> (56 - 8 * i)); /* big-endian */
+    for (int i = 0; i < 8; i++)
+        b[1 + i] = (uint8_t)(bits >> (56 - 8 * i)); /* big-endian */
     emit(w, b, sizeof b);
 }
 
 void ics_pickle_emit_string(ics_pickle_writer *w, const char *s, size_t len)
 {
     if (w->status == ICS_OK && len > 0xFFFFFFFFu) {
-        w->status = ICS_FAIL(w->err, ICS_ERR_INVALID, "string of %zu bytes is too long to pickle", len);
+        w->status =
+            ICS_FAIL(w->err, ICS_ERR_INVALID, "string of %zu bytes is too long to pickle", len);
         return;
     }
     ics_pickle_emit_op(w, OP_BINUNICODE);
@@ -130,14 +139,24 @@ static ics_status emit_value(ics_pickle_writer *w, const ics_pv *v, ics_pickle_t
 {
     if (w->status != ICS_OK) return w->status;
     if (depth > MAX_NESTING)
-        return w->status = ICS_FAIL(w->err, ICS_ERR_INVALID,
-                                    "value nested deeper than %d levels", MAX_NESTING);
+        return w->status = ICS_FAIL(w->err, ICS_ERR_INVALID, "value nested deeper than %d levels",
+                                    MAX_NESTING);
     switch (v->kind) {
-    case ICS_PV_NONE: ics_pickle_emit_op(w, ICS_PICKLE_NONE); break;
-    case ICS_PV_BOOL: ics_pickle_emit_op(w, v->u.boolean ? ICS_PICKLE_NEWTRUE : ICS_PICKLE_NEWFALSE); break;
-    case ICS_PV_INT: ics_pickle_emit_int(w, v->u.i); break;
-    case ICS_PV_FLOAT: ics_pickle_emit_float(w, v->u.f); break;
-    case ICS_PV_STRING: ics_pickle_emit_string(w, v->u.str.data, v->u.str.len); break;
+    case ICS_PV_NONE:
+        ics_pickle_emit_op(w, ICS_PICKLE_NONE);
+        break;
+    case ICS_PV_BOOL:
+        ics_pickle_emit_op(w, v->u.boolean ? ICS_PICKLE_NEWTRUE : ICS_PICKLE_NEWFALSE);
+        break;
+    case ICS_PV_INT:
+        ics_pickle_emit_int(w, v->u.i);
+        break;
+    case ICS_PV_FLOAT:
+        ics_pickle_emit_float(w, v->u.f);
+        break;
+    case ICS_PV_STRING:
+        ics_pickle_emit_string(w, v->u.str.data, v->u.str.len);
+        break;
     case ICS_PV_TUPLE: {
         size_t n = v->u.seq.len;
         if (n == 0) {
@@ -145,7 +164,8 @@ static ics_status emit_value(ics_pickle_writer *w, const ics_pv *v, ics_pickle_t
             break;
         }
         if (n > 3) ics_pickle_emit_op(w, ICS_PICKLE_MARK);
-        for (size_t i = 0; i < n; i++) emit_value(w, v->u.seq.items[i], tensor, ctx, depth + 1);
+        for (size_t i = 0; i < n; i++)
+            emit_value(w, v->u.seq.items[i], tensor, ctx, depth + 1);
         static const uint8_t small[] = {0, ICS_PICKLE_TUPLE1, ICS_PICKLE_TUPLE2, ICS_PICKLE_TUPLE3};
         ics_pickle_emit_op(w, n <= 3 ? small[n] : ICS_PICKLE_TUPLE);
         break;
@@ -154,7 +174,8 @@ static ics_status emit_value(ics_pickle_writer *w, const ics_pv *v, ics_pickle_t
         ics_pickle_emit_op(w, ICS_PICKLE_EMPTY_LIST);
         if (v->u.seq.len == 0) break;
         ics_pickle_emit_op(w, ICS_PICKLE_MARK);
-        for (size_t i = 0; i < v->u.seq.len; i++) emit_value(w, v->u.seq.items[i], tensor, ctx, depth + 1);
+        for (size_t i = 0; i < v->u.seq.len; i++)
+            emit_value(w, v->u.seq.items[i], tensor, ctx, depth + 1);
         ics_pickle_emit_op(w, ICS_PICKLE_APPENDS);
         break;
     case ICS_PV_DICT:
@@ -180,11 +201,12 @@ static ics_status emit_value(ics_pickle_writer *w, const ics_pv *v, ics_pickle_t
         }
         break;
     default:
-        return w->status = ICS_FAIL(w->err, ICS_ERR_INVALID,
-                                    "cannot pickle this %s%s%s: torch.load(weights_only=True) "
-                                    "would refuse it",
-                                    ics_pv_kind_name(v->kind), v->kind == ICS_PV_OBJECT ? " of class " : "",
-                                    v->kind == ICS_PV_OBJECT ? v->u.object.class_name : "");
+        return w->status =
+                   ICS_FAIL(w->err, ICS_ERR_INVALID,
+                            "cannot pickle this %s%s%s: torch.load(weights_only=True) "
+                            "would refuse it",
+                            ics_pv_kind_name(v->kind), v->kind == ICS_PV_OBJECT ? " of class " : "",
+                            v->kind == ICS_PV_OBJECT ? v->u.object.class_name : "");
     }
     return w->status;
 }

@@ -42,21 +42,27 @@ typedef struct loader {
 /* Extracts data/<key> once per load. */
 static ics_status load_storage(loader *ld, const ics_pv *s, const uint8_t **data, ics_error *err)
 {
-    for (size_t i = 0; i < ld->storage_count; i++)
-        if (strcmp(ld->storages[i].key, s->u.storage.key) == 0) {
-            *data = ld->storages[i].data;
-            return ICS_OK;
-        }
     char name[1024];
     snprintf(name, sizeof name, "%sdata/%s", ld->prefix, s->u.storage.key);
-    const ics_zip_entry *e = ics_zip_find(ld->zip, name);
-    if (!e) return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: storage entry '%s' is missing", ld->label, name);
     size_t want = (size_t)s->u.storage.numel * ics_pv_dtype_size(s->u.storage.dtype);
-    if (e->size != want)
+    const storage_bytes *cached = NULL;
+    for (size_t i = 0; i < ld->storage_count && !cached; i++)
+        if (strcmp(ld->storages[i].key, s->u.storage.key) == 0) cached = &ld->storages[i];
+    const ics_zip_entry *e = cached ? NULL : ics_zip_find(ld->zip, name);
+    if (!cached && !e)
+        return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: storage entry '%s' is missing", ld->label, name);
+    /* checked on every use: two persistent ids may name one key with
+     * different types or sizes */
+    size_t have = cached ? cached->size : (size_t)e->size;
+    if (have != want)
         return ICS_FAIL(err, ICS_ERR_FORMAT,
-                        "%s: storage '%s' holds %llu bytes, but %lld %s elements need %zu",
-                        ld->label, name, (unsigned long long)e->size,
-                        (long long)s->u.storage.numel, ics_pv_dtype_name(s->u.storage.dtype), want);
+                        "%s: storage '%s' holds %zu bytes, but %lld %s elements need %zu",
+                        ld->label, name, have, (long long)s->u.storage.numel,
+                        ics_pv_dtype_name(s->u.storage.dtype), want);
+    if (cached) {
+        *data = cached->data;
+        return ICS_OK;
+    }
     if (ld->storage_count == ld->storage_cap) {
         size_t cap = ld->storage_cap ? ld->storage_cap * 2 : 16;
         storage_bytes *p = ics_realloc(ld->storages, cap * sizeof *p, "storage table", err);
@@ -81,8 +87,7 @@ static ics_pv *persistent_load(void *ctx, ics_pv_arena *arena, ics_pv *pid, ics_
     ics_pv **it = pid->u.seq.items;
     if (pid->kind != ICS_PV_TUPLE || pid->u.seq.len != 5 || it[0]->kind != ICS_PV_STRING ||
         strcmp(it[0]->u.str.data, "storage") != 0 || it[1]->kind != ICS_PV_GLOBAL ||
-        it[2]->kind != ICS_PV_STRING || it[3]->kind != ICS_PV_STRING ||
-        it[4]->kind != ICS_PV_INT) {
+        it[2]->kind != ICS_PV_STRING || it[3]->kind != ICS_PV_STRING || it[4]->kind != ICS_PV_INT) {
         ICS_FAIL(err, ICS_ERR_FORMAT,
                  "persistent id is not ('storage', class, key, location, numel)");
         return NULL;
@@ -154,8 +159,9 @@ static ics_status rebuild_tensor(loader *ld, ics_pv_arena *arena, const ics_pv *
     if ((n != 4 && n != 6 && n != 7) || a[0]->kind != ICS_PV_STORAGE || a[1]->kind != ICS_PV_INT ||
         a[1]->u.i < 0 || !read_dims(a[2], size, &ndim) || !read_dims(a[3], stride, &nstride) ||
         ndim != nstride)
-        return ICS_FAIL(err, ICS_ERR_FORMAT,
-                        "_rebuild_tensor_v2 arguments are not (storage, offset, size, stride, ...)");
+        return ICS_FAIL(
+            err, ICS_ERR_FORMAT,
+            "_rebuild_tensor_v2 arguments are not (storage, offset, size, stride, ...)");
     const ics_pv *s = a[0];
     size_t elem = ics_pv_dtype_size(s->u.storage.dtype);
     /* numel, bounded by the budget; the last element the view touches must
@@ -163,7 +169,8 @@ static ics_status rebuild_tensor(loader *ld, ics_pv_arena *arena, const ics_pv *
     size_t numel = 1;
     for (int d = 0; d < ndim; d++) {
         if (size[d] != 0 && numel > ld->tensor_budget / elem / (uint64_t)size[d])
-            return ICS_FAIL(err, ICS_ERR_FORMAT, "tensor of storage '%s' is larger than the file allows",
+            return ICS_FAIL(err, ICS_ERR_FORMAT,
+                            "tensor of storage '%s' is larger than the file allows",
                             s->u.storage.key);
         numel *= (size_t)size[d];
     }
@@ -207,8 +214,8 @@ static ics_status call_hook(void *ctx, ics_pv_arena *arena, const ics_pv *g, ics
         strcmp(name, "_rebuild_parameter_with_state") == 0) {
         /* (data, requires_grad, backward_hooks[, state]): the tensor itself */
         if (args->u.seq.len < 2 || args->u.seq.items[0]->kind != ICS_PV_TENSOR)
-            return ICS_FAIL(err, ICS_ERR_FORMAT, "%s arguments are not (tensor, requires_grad, ...)",
-                            name);
+            return ICS_FAIL(err, ICS_ERR_FORMAT,
+                            "%s arguments are not (tensor, requires_grad, ...)", name);
         ics_pv *t = args->u.seq.items[0];
         t->u.tensor.is_parameter = 1;
         t->u.tensor.requires_grad =
@@ -223,8 +230,8 @@ static ics_status call_hook(void *ctx, ics_pv_arena *arena, const ics_pv *g, ics
  * PROTO 2, LONG1 of 10 little-endian bytes. */
 static int is_legacy(const uint8_t *d, size_t n)
 {
-    static const uint8_t magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
-                                    0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+    static const uint8_t magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
+                                    0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
     return n >= sizeof magic && memcmp(d, magic, sizeof magic) == 0;
 }
 
@@ -282,7 +289,9 @@ static ics_status load_archive(ics_pth *pth, const ics_zip_reader *zip, const ch
     size_t pickle_size;
     st = ics_zip_extract(zip, pkl, 0, &pickle, &pickle_size, err);
     if (st != ICS_OK) return st;
-    loader ld = {.zip = zip, .label = label, .prefix = prefix,
+    loader ld = {.zip = zip,
+                 .label = label,
+                 .prefix = prefix,
                  .tensor_budget = 4 * file_size + ((size_t)16 << 20)};
     ics_pickle_hooks hooks = {.ctx = &ld, .persistent_load = persistent_load, .call = call_hook};
     char pickle_label[1024];
@@ -290,7 +299,8 @@ static ics_status load_archive(ics_pth *pth, const ics_zip_reader *zip, const ch
     st = ics_pickle_load(pickle, pickle_size, pickle_label, pth->arena, &hooks, NULL, &pth->root,
                          err);
     free(pickle);
-    for (size_t i = 0; i < ld.storage_count; i++) free(ld.storages[i].data);
+    for (size_t i = 0; i < ld.storage_count; i++)
+        free(ld.storages[i].data);
     free(ld.storages);
     return st;
 }

@@ -23,7 +23,8 @@ static void emit_dims(ics_pickle_writer *w, const int64_t *dims, int ndim)
         return;
     }
     ics_pickle_emit_op(w, ICS_PICKLE_MARK);
-    for (int d = 0; d < ndim; d++) ics_pickle_emit_int(w, dims[d]);
+    for (int d = 0; d < ndim; d++)
+        ics_pickle_emit_int(w, dims[d]);
     ics_pickle_emit_op(w, ICS_PICKLE_TUPLE);
 }
 

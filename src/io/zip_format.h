@@ -63,7 +63,8 @@ static inline void ics_zip_wr16(uint8_t *p, uint16_t v)
 
 static inline void ics_zip_wr32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 #endif

@@ -50,8 +50,8 @@ static ics_status read_zip64_end(const ics_zip_reader *zr, size_t eocd, uint64_t
     if (rec > zr->size || zr->size - rec < ICS_ZIP64_EOCD_SIZE ||
         ics_zip_rd32(zr->data + rec) != ICS_ZIP64_EOCD_SIG)
         return ICS_FAIL(err, ICS_ERR_FORMAT,
-                        "%s: bad zip archive: ZIP64 end record missing at offset %llu",
-                        zr->label, (unsigned long long)rec);
+                        "%s: bad zip archive: ZIP64 end record missing at offset %llu", zr->label,
+                        (unsigned long long)rec);
     const uint8_t *p = zr->data + rec;
     if (ics_zip_rd32(p + 16) != 0 || ics_zip_rd32(p + 20) != 0)
         return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: multi-disk zip archives are not supported",
@@ -64,8 +64,8 @@ static ics_status read_zip64_end(const ics_zip_reader *zr, size_t eocd, uint64_t
 
 /* Replaces the 32-bit sizes and offset that are 0xFFFFFFFF with the values
  * of the ZIP64 extra field, which lists only those, in this order. */
-static ics_status apply_zip64_extra(const ics_zip_reader *zr, ics_zip_entry *e, const uint8_t *extra,
-                                    size_t extra_len, ics_error *err)
+static ics_status apply_zip64_extra(const ics_zip_reader *zr, ics_zip_entry *e,
+                                    const uint8_t *extra, size_t extra_len, ics_error *err)
 {
     int need_size = e->size == 0xFFFFFFFFu, need_csize = e->compressed_size == 0xFFFFFFFFu,
         need_offset = e->local_offset == 0xFFFFFFFFu;
@@ -95,8 +95,9 @@ static ics_status apply_zip64_extra(const ics_zip_reader *zr, ics_zip_entry *e, 
         p += 4 + (size_t)len;
     }
     if (need_size || need_csize || need_offset)
-        return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: bad zip archive: entry '%s' lacks its ZIP64 sizes",
-                        zr->label, e->name);
+        return ICS_FAIL(err, ICS_ERR_FORMAT,
+                        "%s: bad zip archive: entry '%s' lacks its ZIP64 sizes", zr->label,
+                        e->name);
     return ICS_OK;
 }
 
@@ -184,7 +185,8 @@ ics_status ics_zip_reader_open(const uint8_t *data, size_t size, const char *lab
 void ics_zip_reader_close(ics_zip_reader *zr)
 {
     if (!zr) return;
-    for (size_t i = 0; i < zr->count; i++) free(zr->entries[i].name);
+    for (size_t i = 0; i < zr->count; i++)
+        free(zr->entries[i].name);
     free(zr->entries);
     free(zr->label);
     free(zr);
@@ -230,7 +232,8 @@ static ics_status inflate_entry(const ics_zip_reader *zr, const ics_zip_entry *e
     zs.zalloc = zlib_alloc;
     zs.zfree = zlib_free;
     zs.opaque = err;
-    if (inflateInit2(&zs, -15) != Z_OK) return err && err->status != ICS_OK ? err->status : ICS_ERR_NOMEM;
+    if (inflateInit2(&zs, -15) != Z_OK)
+        return err && err->status != ICS_OK ? err->status : ICS_ERR_NOMEM;
     uint64_t in_left = e->compressed_size, out_left = e->size;
     zs.next_in = (Bytef *)src;
     zs.next_out = dst;
@@ -249,8 +252,8 @@ static ics_status inflate_entry(const ics_zip_reader *zr, const ics_zip_entry *e
             (zs.avail_out != 0 || out_left != 0))
             rc = Z_OK; /* zlib wants the next piece of a buffer */
     }
-    int complete = rc == Z_STREAM_END && zs.total_out == e->size && zs.avail_out == 0 &&
-                   out_left == 0;
+    int complete =
+        rc == Z_STREAM_END && zs.total_out == e->size && zs.avail_out == 0 && out_left == 0;
     inflateEnd(&zs);
     if (rc == Z_MEM_ERROR) return err && err->status != ICS_OK ? err->status : ICS_ERR_NOMEM;
     if (!complete)
@@ -293,15 +296,17 @@ ics_status ics_zip_extract(const ics_zip_reader *zr, const ics_zip_entry *e, uin
                         "are supported)",
                         zr->label, e->name, (unsigned)e->method);
     if (e->method == ICS_ZIP_METHOD_STORED && e->compressed_size != e->size)
-        return ICS_FAIL(err, ICS_ERR_FORMAT,
-                        "%s: bad zip archive: stored entry '%s' has different stored and real sizes",
-                        zr->label, e->name);
+        return ICS_FAIL(
+            err, ICS_ERR_FORMAT,
+            "%s: bad zip archive: stored entry '%s' has different stored and real sizes", zr->label,
+            e->name);
     /* Deflate expands at most ~1032:1; a larger claim is a decompression
      * bomb or a damaged header, and would make us allocate for nothing. */
     if ((max_size && e->size > max_size) || e->size >= SIZE_MAX / 2 ||
         (e->method == ICS_ZIP_METHOD_DEFLATED && e->size / 1032 > e->compressed_size + 1))
-        return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: zip entry '%s' claims an implausible size (%llu bytes)",
-                        zr->label, e->name, (unsigned long long)e->size);
+        return ICS_FAIL(err, ICS_ERR_FORMAT,
+                        "%s: zip entry '%s' claims an implausible size (%llu bytes)", zr->label,
+                        e->name, (unsigned long long)e->size);
     uint8_t *buf = ics_malloc((size_t)e->size + 1, e->name, err);
     if (!buf) return ICS_ERR_NOMEM;
     const uint8_t *src = zr->data + data_offset;

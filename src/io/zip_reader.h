@@ -16,12 +16,12 @@
 #include <icsparse/status.h>
 
 typedef struct ics_zip_entry {
-    char *name;              /* NUL-terminated as stored (no leading '/') */
-    uint16_t method;         /* ICS_ZIP_METHOD_STORED or _DEFLATED */
-    uint32_t crc32;          /* from the central directory */
+    char *name;      /* NUL-terminated as stored (no leading '/') */
+    uint16_t method; /* ICS_ZIP_METHOD_STORED or _DEFLATED */
+    uint32_t crc32;  /* from the central directory */
     uint64_t compressed_size;
-    uint64_t size;           /* uncompressed */
-    uint64_t local_offset;   /* of the local header */
+    uint64_t size;         /* uncompressed */
+    uint64_t local_offset; /* of the local header */
 } ics_zip_entry;
 
 typedef struct ics_zip_reader ics_zip_reader;

@@ -63,8 +63,8 @@ ics_status ics_zip_writer_open(const char *path, ics_zip_writer **out, ics_error
     snprintf(zw->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
     zw->file = fopen(zw->tmp_path, "wb");
     if (!zw->file) {
-        ics_status st = ICS_FAIL(err, ICS_ERR_IO, "%s: cannot create: %s", zw->tmp_path,
-                                 strerror(errno));
+        ics_status st =
+            ICS_FAIL(err, ICS_ERR_IO, "%s: cannot create: %s", zw->tmp_path, strerror(errno));
         free(zw->tmp_path);
         free(zw->path);
         free(zw);
@@ -79,7 +79,8 @@ ics_status ics_zip_writer_add(ics_zip_writer *zw, const char *name, const void *
 {
     size_t name_len = strlen(name);
     if (name_len == 0 || name_len > 0xFFFF)
-        return ICS_FAIL(err, ICS_ERR_INVALID, "%s: bad zip entry name length %zu", zw->path, name_len);
+        return ICS_FAIL(err, ICS_ERR_INVALID, "%s: bad zip entry name length %zu", zw->path,
+                        name_len);
     if (zw->count == zw->cap) {
         size_t cap = zw->cap ? zw->cap * 2 : 16;
         written_entry *p = ics_realloc(zw->entries, cap * sizeof *p, "zip entries", err);
@@ -184,8 +185,8 @@ static ics_status write_central_entry(ics_zip_writer *zw, const written_entry *e
 static ics_status write_end_records(ics_zip_writer *zw, uint64_t cd_offset, ics_error *err)
 {
     uint64_t cd_size = zw->offset - cd_offset, count = zw->count;
-    int zip64 = count >= 0xFFFF || cd_offset >= zw->zip64_threshold ||
-                cd_size >= zw->zip64_threshold;
+    int zip64 =
+        count >= 0xFFFF || cd_offset >= zw->zip64_threshold || cd_size >= zw->zip64_threshold;
     ics_status st = ICS_OK;
     if (zip64) {
         uint64_t record_offset = zw->offset;
@@ -220,7 +221,8 @@ static ics_status write_end_records(ics_zip_writer *zw, uint64_t cd_offset, ics_
 
 static void free_writer(ics_zip_writer *zw)
 {
-    for (size_t i = 0; i < zw->count; i++) free(zw->entries[i].name);
+    for (size_t i = 0; i < zw->count; i++)
+        free(zw->entries[i].name);
     free(zw->entries);
     free(zw->tmp_path);
     free(zw->path);

@@ -31,20 +31,24 @@ static uint64_t walk(const ics_pv *v, int depth, long *budget)
     switch (v->kind) {
     case ICS_PV_STRING:
     case ICS_PV_BYTES:
-        for (size_t i = 0; i < v->u.str.len; i++) h = h * 31 + (uint8_t)v->u.str.data[i];
+        for (size_t i = 0; i < v->u.str.len; i++)
+            h = h * 31 + (uint8_t)v->u.str.data[i];
         if (v->u.str.data[v->u.str.len] != '\0') abort();
         break;
     case ICS_PV_TUPLE:
     case ICS_PV_LIST:
-        for (size_t i = 0; i < v->u.seq.len; i++) h += walk(v->u.seq.items[i], depth + 1, budget);
+        for (size_t i = 0; i < v->u.seq.len; i++)
+            h += walk(v->u.seq.items[i], depth + 1, budget);
         break;
     case ICS_PV_DICT:
         for (size_t i = 0; i < v->u.dict.len; i++)
-            h += walk(v->u.dict.keys[i], depth + 1, budget) + walk(v->u.dict.values[i], depth + 1, budget);
+            h += walk(v->u.dict.keys[i], depth + 1, budget) +
+                 walk(v->u.dict.values[i], depth + 1, budget);
         break;
     case ICS_PV_TENSOR: {
         size_t bytes = v->u.tensor.numel * ics_pv_dtype_size(v->u.tensor.dtype);
-        for (size_t i = 0; i < bytes; i++) h = h * 31 + ((const uint8_t *)v->u.tensor.data)[i];
+        for (size_t i = 0; i < bytes; i++)
+            h = h * 31 + ((const uint8_t *)v->u.tensor.data)[i];
         break;
     }
     case ICS_PV_OBJECT:
@@ -52,15 +56,20 @@ static uint64_t walk(const ics_pv *v, int depth, long *budget)
         if (v->u.object.args) h += walk(v->u.object.args, depth + 1, budget);
         if (v->u.object.state) h += walk(v->u.object.state, depth + 1, budget);
         break;
-    case ICS_PV_GLOBAL: h += strlen(v->u.global.module) + strlen(v->u.global.name); break;
-    case ICS_PV_STORAGE: h += strlen(v->u.storage.key) + strlen(v->u.storage.location); break;
-    default: break;
+    case ICS_PV_GLOBAL:
+        h += strlen(v->u.global.module) + strlen(v->u.global.name);
+        break;
+    case ICS_PV_STORAGE:
+        h += strlen(v->u.storage.key) + strlen(v->u.storage.location);
+        break;
+    default:
+        break;
     }
     return h;
 }
 
-static uint8_t *put_entry(uint8_t *p, uint8_t *cd, size_t *cd_len, uint32_t offset, const char *name,
-                          const void *body, size_t len)
+static uint8_t *put_entry(uint8_t *p, uint8_t *cd, size_t *cd_len, uint32_t offset,
+                          const char *name, const void *body, size_t len)
 {
     size_t n = strlen(name);
     uint32_t crc = ics_crc32_update(0, body, len);
@@ -90,7 +99,8 @@ static uint8_t *put_entry(uint8_t *p, uint8_t *cd, size_t *cd_len, uint32_t offs
 static uint8_t *wrap_pickle(const uint8_t *pickle, size_t len, size_t *out_size)
 {
     float storage[64];
-    for (int i = 0; i < 64; i++) storage[i] = (float)i;
+    for (int i = 0; i < 64; i++)
+        storage[i] = (float)i;
     size_t cap = len + sizeof storage + 512;
     uint8_t *buf = malloc(cap), cd[256];
     if (!buf) return NULL;

@@ -50,7 +50,8 @@ static void check_tensors(const ics_pv *dict, const char *expect)
     CU_ASSERT_PTR_NOT_NULL_FATAL(dict);
     size_t index = 0, offset = 0;
     char *save = NULL;
-    for (char *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save), index++) {
+    for (char *line = strtok_r(txt, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save), index++) {
         char key[200], dtype[32];
         int ndim, used;
         CU_ASSERT_FATAL(sscanf(line, "%199s %31s %d%n", key, dtype, &ndim, &used) == 3);
@@ -119,8 +120,8 @@ static void test_conversion_to_f32(void)
     ics_error err;
     ics_pth *pth = load_fixture("sd.pth", &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pth);
-    static const char *const names[] = {"half", "bfloat", "double", "int32", "int8", "uint8", "mask",
-                                        "int64"};
+    static const char *const names[] = {"half", "bfloat", "double", "int32",
+                                        "int8", "uint8",  "mask",   "int64"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const ics_pv *t = ics_pv_dict_get(ics_pth_root(pth), names[i]);
         CU_ASSERT_PTR_NOT_NULL_FATAL(t);
@@ -207,7 +208,8 @@ static void test_refusals(void)
     static const struct {
         const char *file, *message;
     } cases[] = {
-        {"legacy.pth", "legacy pre-1.6 torch.save format is not supported; re-save with torch >= 1.6"},
+        {"legacy.pth",
+         "legacy pre-1.6 torch.save format is not supported; re-save with torch >= 1.6"},
         {"sd_nostorage.pth", "storage entry 'sd/data/0' is missing"},
         {"sd_short.pth", "storage 'sd/data/1' holds 60 bytes, but 30 float32 elements need 120"},
         {"recipe.txt", "not a PyTorch file (no zip signature)"},
@@ -238,18 +240,27 @@ static void dump(const ics_pv *v, char **buf, size_t *len, size_t *cap)
     char tmp[64];
     const char *text = tmp;
     switch (v->kind) {
-    case ICS_PV_NONE: text = "N"; break;
-    case ICS_PV_BOOL: text = v->u.boolean ? "T" : "F"; break;
-    case ICS_PV_INT: snprintf(tmp, sizeof tmp, "i%" PRId64, v->u.i); break;
+    case ICS_PV_NONE:
+        text = "N";
+        break;
+    case ICS_PV_BOOL:
+        text = v->u.boolean ? "T" : "F";
+        break;
+    case ICS_PV_INT:
+        snprintf(tmp, sizeof tmp, "i%" PRId64, v->u.i);
+        break;
     case ICS_PV_FLOAT: {
         int64_t bits;
         memcpy(&bits, &v->u.f, 8);
         snprintf(tmp, sizeof tmp, "f%" PRId64, bits);
         break;
     }
-    default: tmp[0] = '\0'; break;
+    default:
+        tmp[0] = '\0';
+        break;
     }
-    size_t need = strlen(text) + 3 + (v->kind == ICS_PV_STRING || v->kind == ICS_PV_BYTES ? 2 * v->u.str.len : 0);
+    size_t need = strlen(text) + 3 +
+                  (v->kind == ICS_PV_STRING || v->kind == ICS_PV_BYTES ? 2 * v->u.str.len : 0);
     if (*len + need + 1 > *cap) {
         *cap = (*len + need + 1) * 2;
         *buf = realloc(*buf, *cap);
@@ -285,8 +296,12 @@ static void dump(const ics_pv *v, char **buf, size_t *len, size_t *cap)
     case ICS_PV_NONE:
     case ICS_PV_BOOL:
     case ICS_PV_INT:
-    case ICS_PV_FLOAT: PUT(text); break;
-    default: PUT("?"); break;
+    case ICS_PV_FLOAT:
+        PUT(text);
+        break;
+    default:
+        PUT("?");
+        break;
     }
 #undef PUT
 }
@@ -309,13 +324,15 @@ static void test_plain_pickles(void)
         ics_error err;
         ics_pv_arena *arena = ics_pv_arena_create(&err);
         ics_pv *root;
-        ics_status st = ics_pickle_load((const uint8_t *)data, size, name, arena, NULL, NULL, &root, &err);
+        ics_status st =
+            ics_pickle_load((const uint8_t *)data, size, name, arena, NULL, NULL, &root, &err);
         if (st != ICS_OK) fprintf(stderr, "%s\n", err.message);
         CU_ASSERT_EQUAL_FATAL(st, ICS_OK);
         char *got = NULL;
         size_t len = 0, cap = 0;
         dump(root, &got, &len, &cap);
-        if (strcmp(got, want) != 0) fprintf(stderr, "protocol %d:\n got  %s\n want %s\n", proto, got, want);
+        if (strcmp(got, want) != 0)
+            fprintf(stderr, "protocol %d:\n got  %s\n want %s\n", proto, got, want);
         CU_ASSERT_STRING_EQUAL(got, want);
         free(got);
         free(want);
@@ -323,7 +340,6 @@ static void test_plain_pickles(void)
         ics_pv_arena_destroy(arena);
     }
 }
-
 
 /* Adds a tensor to dict and its line and bytes to the expectation files,
  * in the format pth_make.py uses. */
@@ -336,7 +352,8 @@ static ics_pv *add_tensor(ics_pv_arena *arena, ics_pv *dict, const char *name, i
     CU_ASSERT_EQUAL(ics_pv_dict_set_str(arena, dict, name, t, &err), ICS_OK);
     if (txt) {
         fprintf(txt, "%s %s %d", name, ics_pv_dtype_name(dtype), ndim);
-        for (int d = 0; d < ndim; d++) fprintf(txt, " %lld", (long long)shape[d]);
+        for (int d = 0; d < ndim; d++)
+            fprintf(txt, " %lld", (long long)shape[d]);
         fprintf(txt, "\n");
         fwrite(t->u.tensor.data, ics_pv_dtype_size(dtype), t->u.tensor.numel, bin);
     }
@@ -419,11 +436,13 @@ static void test_writer_read_by_torch(void)
     ics_pv *msd = ics_pv_new_dict(arena, 1, &err);
     add_tensor(arena, msd, "module.conv1.weight", ICS_DT_FLOAT32, 4, (int64_t[]){2, 3, 3, 3}, w,
                NULL, NULL);
-    add_tensor(arena, msd, "module.bn1.num_batches_tracked", ICS_DT_INT64, 0, NULL, &nbt, NULL, NULL);
+    add_tensor(arena, msd, "module.bn1.num_batches_tracked", ICS_DT_INT64, 0, NULL, &nbt, NULL,
+               NULL);
     ics_pv_dict_set_str(arena, ck, "state_dict", msd, &err);
     ics_pv_dict_set_str(arena, ck, "epoch", ics_pv_new_int(arena, -1, &err), &err);
     ics_pv_dict_set_str(arena, ck, "recipe",
-                        str_value(arena, "version: 1.1.0\nmodifiers: []\n# \xc2\xb5 recipe\n"), &err);
+                        str_value(arena, "version: 1.1.0\nmodifiers: []\n# \xc2\xb5 recipe\n"),
+                        &err);
     ics_pv_dict_set_str(arena, ck, "arch_key", str_value(arena, "resnet50"), &err);
     ics_pv *opt = ics_pv_new_dict(arena, 0, &err), *state = ics_pv_new_dict(arena, 0, &err);
     ics_pv *s0 = ics_pv_new_dict(arena, 0, &err);
@@ -450,7 +469,8 @@ static void test_writer_read_by_torch(void)
     ics_pv_seq_append(arena, tup, ics_pv_new_bool(arena, 0, &err), &err);
     ics_pv_dict_set_str(arena, ck, "tuple", tup, &err);
     float pv[3] = {1, 2, 3};
-    ics_pv *param = add_tensor(arena, ck, "param", ICS_DT_FLOAT32, 1, (int64_t[]){3}, pv, NULL, NULL);
+    ics_pv *param =
+        add_tensor(arena, ck, "param", ICS_DT_FLOAT32, 1, (int64_t[]){3}, pv, NULL, NULL);
     param->u.tensor.is_parameter = 1;
     param->u.tensor.requires_grad = 1;
     p = path_in(dir, "ckpt_c.pth");
@@ -474,7 +494,8 @@ static void test_writer_read_by_torch(void)
     CU_ASSERT_EQUAL_FATAL(ics_zip_writer_open(p, &zw, &err), ICS_OK);
     ics_zip_writer_set_zip64_threshold(zw, 0);
     uint8_t bytes[100];
-    for (int i = 0; i < 100; i++) bytes[i] = (uint8_t)i;
+    for (int i = 0; i < 100; i++)
+        bytes[i] = (uint8_t)i;
     CU_ASSERT_EQUAL(ics_zip_writer_add(zw, "a/x", bytes, 100, &err), ICS_OK);
     CU_ASSERT_EQUAL(ics_zip_writer_add(zw, "a/y", "hello", 5, &err), ICS_OK);
     CU_ASSERT_EQUAL(ics_zip_writer_close(zw, &err), ICS_OK);

@@ -79,14 +79,16 @@ static void make_own_seeds(const char *dir)
     uint64_t state = 3;
     ics_test_fill_uniform(w, 12, -1, 1, &state);
     ics_pv_dict_set_str(arena, sd, "conv.weight",
-                        ics_pv_new_tensor(arena, ICS_DT_FLOAT32, 2, (int64_t[]){3, 4}, w, &err), &err);
+                        ics_pv_new_tensor(arena, ICS_DT_FLOAT32, 2, (int64_t[]){3, 4}, w, &err),
+                        &err);
     int64_t nbt = 7;
     ics_pv_dict_set_str(arena, sd, "bn.num_batches_tracked",
                         ics_pv_new_tensor(arena, ICS_DT_INT64, 0, NULL, &nbt, &err), &err);
     ics_pv *ck = ics_pv_new_dict(arena, 0, &err), *l = ics_pv_new(arena, ICS_PV_LIST, &err);
     ics_pv_dict_set_str(arena, ck, "state_dict", sd, &err);
     ics_pv_dict_set_str(arena, ck, "epoch", ics_pv_new_int(arena, 3, &err), &err);
-    ics_pv_dict_set_str(arena, ck, "recipe", ics_pv_new_string(arena, "modifiers: []", 13, &err), &err);
+    ics_pv_dict_set_str(arena, ck, "recipe", ics_pv_new_string(arena, "modifiers: []", 13, &err),
+                        &err);
     ics_pv_seq_append(arena, l, ics_pv_new_float(arena, 0.25, &err), &err);
     ics_pv_seq_append(arena, l, ics_pv_new_int(arena, -(INT64_C(1) << 50), &err), &err);
     ics_pv_dict_set_str(arena, ck, "lrs", l, &err);
@@ -104,8 +106,8 @@ static void make_own_seeds(const char *dir)
  * value, delete or duplicate a short range. Returns the new size. */
 static size_t mutate(uint8_t *d, size_t size, size_t cap)
 {
-    static const uint32_t interesting[] = {0, 1, 0x7f, 0x80, 0xff, 0xffff, 0x7fffffff, 0x80000000u,
-                                           0xffffffffu, 64};
+    static const uint32_t interesting[] = {0,      1,          0x7f,        0x80,        0xff,
+                                           0xffff, 0x7fffffff, 0x80000000u, 0xffffffffu, 64};
     size_t at = size ? next() % size : 0;
     switch (next() % 5) {
     case 0:
@@ -198,7 +200,8 @@ int main(void)
         {NULL, NULL}};
     ics_test_add_suite("pth robustness", cases);
     int rc = ics_test_main("test_pth_fuzz");
-    for (int s = 0; s < seed_count; s++) free(seeds[s].data);
+    for (int s = 0; s < seed_count; s++)
+        free(seeds[s].data);
     ics_test_rmtree(dir);
     free(dir);
     return rc;
