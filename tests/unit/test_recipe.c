@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1326,28 +1327,44 @@ static void test_upstream_recipes_load(void)
         fprintf(stderr, "\n  SKIP: ../shared/recipes/upstream not found beside the source tree\n");
         return;
     }
-    const char *files[] = {"classification-transfer-learn-pruned-quantized.yaml",
-                           "mobilenet-acdc-pruning.yaml", "resnet50-imagenet-pruned-moderate.yaml",
-                           "resnet50-imagenet-pruned-quant-moderate.yaml"};
-    const int max_epochs[] = {10, 100, 90, 135};
-    const size_t counts[] = {5, 5, 3, 9};
-    for (int i = 0; i < 4; i++) {
+    /* every recipe directly in the directory, with known facts for the
+     * ones there today */
+    static const struct {
+        const char *file;
+        int max_epochs;
+        size_t modifiers;
+    } known[] = {{"classification-transfer-learn-pruned-quantized.yaml", 10, 5},
+                 {"mobilenet-acdc-pruning.yaml", 100, 5},
+                 {"resnet50-imagenet-pruned-moderate.yaml", 90, 3},
+                 {"resnet50-imagenet-pruned-quant-moderate.yaml", 135, 9}};
+    size_t loaded = 0, matched = 0;
+    DIR *d_up = opendir(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d_up);
+    for (struct dirent *e; (e = readdir(d_up));) {
+        const char *dot = strrchr(e->d_name, '.');
+        if (!dot || (strcmp(dot, ".yaml") && strcmp(dot, ".yml") && strcmp(dot, ".md"))) continue;
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         ics_error err;
         ics_error_clear(&err);
         ics_recipe *r = NULL;
         ics_status st = ics_recipe_load_file(path, NULL, &r, &err);
-        if (st != ICS_OK) fprintf(stderr, "\n  %s: %s\n", files[i], err.message);
+        if (st != ICS_OK) fprintf(stderr, "\n  %s: %s\n", e->d_name, err.message);
         CU_ASSERT_EQUAL(st, ICS_OK);
         if (!r) continue;
-        CU_ASSERT_EQUAL(ics_recipe_max_epochs(r), max_epochs[i]);
-        CU_ASSERT_EQUAL(ics_recipe_modifier_count(r), counts[i]);
+        loaded++;
+        int max_epochs = ics_recipe_max_epochs(r);
+        for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+            if (strcmp(known[k].file, e->d_name) == 0) {
+                matched++;
+                CU_ASSERT_EQUAL(max_epochs, known[k].max_epochs);
+                CU_ASSERT_EQUAL(ics_recipe_modifier_count(r), known[k].modifiers);
+            }
         /* each composes with itself and loads again with the same schedule */
         ics_recipe *c = NULL, *d = NULL;
         CU_ASSERT_EQUAL(ics_recipe_compose(r, r, &c, &err), ICS_OK);
         if (c) {
-            CU_ASSERT_EQUAL(ics_recipe_max_epochs(c), 2 * max_epochs[i]);
+            CU_ASSERT_EQUAL(ics_recipe_max_epochs(c), 2 * max_epochs);
             char *yaml = ics_recipe_to_yaml(c, &err);
             CU_ASSERT_EQUAL(ics_recipe_load_string(yaml, "composed", NULL, &d, &err), ICS_OK);
             if (d) assert_same_schedule(c, d);
@@ -1357,6 +1374,9 @@ static void test_upstream_recipes_load(void)
         ics_recipe_destroy(d);
         ics_recipe_destroy(r);
     }
+    closedir(d_up);
+    CU_ASSERT(loaded >= 4);
+    CU_ASSERT_EQUAL(matched, 4);
     /* the resnet50 pruned-quant recipe, field by field */
     char path[4096];
     snprintf(path, sizeof path, "%s/resnet50-imagenet-pruned-quant-moderate.yaml", dir);
@@ -1387,10 +1407,29 @@ static void test_upstream_invalid_rejected(void)
         return;
     }
     char path[4096];
-    snprintf(path, sizeof path, "%s/invalid/mobilenet-imagenet-pruned-quant-moderate.yaml", dir);
     ics_error err;
-    ics_error_clear(&err);
     ics_recipe *r = NULL;
+    /* every file in invalid/ is rejected with an error that has a line */
+    snprintf(path, sizeof path, "%s/invalid", dir);
+    DIR *d = opendir(path);
+    size_t rejected = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/invalid/%s", dir, e->d_name);
+        ics_error_clear(&err);
+        CU_ASSERT_NOT_EQUAL(ics_recipe_load_file(path, NULL, &r, &err), ICS_OK);
+        CU_ASSERT_PTR_NULL(r);
+        char with_line[4200];
+        snprintf(with_line, sizeof with_line, "%s:", path);
+        const char *after = strstr(err.message, with_line);
+        CU_ASSERT(after && after[strlen(with_line)] >= '1' && after[strlen(with_line)] <= '9');
+        rejected++;
+    }
+    if (d) closedir(d);
+    CU_ASSERT(rejected >= 1);
+    /* the one there today: the undefined alias, named, at its line */
+    snprintf(path, sizeof path, "%s/invalid/mobilenet-imagenet-pruned-quant-moderate.yaml", dir);
+    ics_error_clear(&err);
     CU_ASSERT_EQUAL(ics_recipe_load_file(path, NULL, &r, &err), ICS_ERR_FORMAT);
     CU_ASSERT_PTR_NULL(r);
     CU_ASSERT_PTR_NOT_NULL(
