@@ -189,12 +189,15 @@ ics_status ics_manager_create(const ics_recipe *recipe, ics_model *model, ics_op
     }
     for (int i = 0; i < nt; i++) m->save_offset[i] = SIZE_MAX;
     map_optimizer(m);
+    /* refusals first: a recipe icsparse cannot run says so before any
+     * selector error */
+    for (size_t k = 0; k < m->mod_count && st == ICS_OK; k++) {
+        m->mods[k].mod = ics_recipe_modifier(recipe, k);
+        m->mods[k].last_update = -1;
+        st = check_supported(m->mods[k].mod, err);
+    }
     for (size_t k = 0; k < m->mod_count && st == ICS_OK; k++) {
         mgr_mod *mm = &m->mods[k];
-        mm->mod = ics_recipe_modifier(recipe, k);
-        mm->last_update = -1;
-        st = check_supported(mm->mod, err);
-        if (st != ICS_OK) break;
         if (mgr_is_lr(mm->mod->type)) m->controls_lr = 1;
         if (mgr_is_pruning(mm->mod->type)) {
             m->has_pruning = 1;

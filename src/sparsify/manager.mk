@@ -9,3 +9,10 @@ libicsparse_la_SOURCES += \
 	src/sparsify/modifier_distillation.c
 noinst_HEADERS += src/sparsify/manager_internal.h src/sparsify/mask.h
 pkginclude_HEADERS += include/icsparse/manager.h
+
+# tests: the manager on real models and a real training loop; PyTorch
+# references for the distillation loss and the LR schedulers
+check_PROGRAMS += tests/unit/test_manager
+tests_unit_test_manager_SOURCES = tests/unit/test_manager.c
+tests_unit_test_manager_LDADD = $(ICS_TEST_LIBS)
+TESTS += tests/unit/test_manager

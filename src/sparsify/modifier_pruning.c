@@ -52,9 +52,11 @@ ics_status mgr_prune_create(ics_manager *m, mgr_mod *mm, ics_error *err)
     mm->prune = p;
     p->phase = -1;
     for (int i = 0; i < nt; i++) group_of[i] = -1;
-    for (size_t g = 0; g < s->group_count; g++) {
+    /* ConstantPruningModifier has no sparsity groups: its params are one */
+    size_t ngroups = s->group_count ? s->group_count : 1;
+    for (size_t g = 0; g < ngroups; g++) {
         memset(sel, 0, (size_t)nt);
-        st = mgr_select(m, &s->groups[g].params, sel, err);
+        st = mgr_select(m, s->group_count ? &s->groups[g].params : &s->params, sel, err);
         if (st != ICS_OK) {
             ics_error_prefix(err, "%s (line %d): ", mod->type_name, mod->line);
             goto done;
