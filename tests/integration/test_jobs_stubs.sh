@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# tests/integration/test_jobs_stubs.sh: sourced by the jobs tests. Writes
+# tests/integration/test_jobs_stubs.sh: sourced by the jobs tests. Checks
+# the outputs of the real executables (real_outputs), and writes
 # stand-ins for the icsparse executables into a directory, to test the job
 # machinery (order, arguments, dependencies, requeue, staging, logs) apart
 # from the real executables, which the tests also run where they exist.
@@ -111,4 +112,27 @@ stage_1:
     - !QuantizationModifier
       start_epoch: 2
 YAML
+}
+
+# real_outputs RUN DATA_DIR: for each step of the real executables' run
+# RUN that finished (RUN/steps.done, or COMPLETED in RUN/states when given
+# as the third argument: "LABEL STATE" lines), its output exists.
+real_outputs() {
+    local run=$1 data=$2 states=${3:-} label done_steps
+    if [ -n "$states" ]; then
+        done_steps=$(awk '$2 == "COMPLETED" { print $1 }' "$states")
+    else
+        done_steps=$(sed -n 's/ done$//p' "$run/steps.done" 2>/dev/null || true)
+    fi
+    for label in $done_steps; do
+        case $label in
+            convert) [ -s "$data/fashion-mnist.h5" ] ;;
+            shard) [ -s "$data/fashion-mnist-shards/manifest.json" ] ;;
+            train-s*) [ -s "$run/ckpt/last.h5" ] && [ -s "$run/metrics.jsonl" ] ;;
+            compose-s1) grep -q '^stage_1:' "$run/recipes/stage-1.yaml" ;;
+            consolidate) [ -s "$run/model.h5" ] ;;
+            eval) [ -s "$run/results.json" ] ;;
+            export) [ -n "$(ls -A "$run/export" 2>/dev/null)" ] ;;
+        esac || { echo "  step $label finished but its output is missing" >&2; return 1; }
+    done
 }
