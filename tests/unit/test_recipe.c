@@ -940,6 +940,24 @@ static void assert_same_schedule(const ics_recipe *a, const ics_recipe *b)
     }
 }
 
+/* A flat recipe written and loaded again: same schedule, same text. */
+static void test_flat_reload(void)
+{
+    ics_recipe *a = load_fixture("all-modifiers.yaml", NULL), *b = NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    ics_error err;
+    char *yaml = ics_recipe_to_yaml(a, &err);
+    CU_ASSERT(strncmp(yaml, "version: 1.1.0\n\nmodifiers:\n", 27) == 0);
+    CU_ASSERT_EQUAL_FATAL(ics_recipe_load_string(yaml, "written", NULL, &b, &err), ICS_OK);
+    assert_same_schedule(a, b);
+    char *again = ics_recipe_to_yaml(b, &err);
+    CU_ASSERT_STRING_EQUAL(yaml, again);
+    free(again);
+    free(yaml);
+    ics_recipe_destroy(a);
+    ics_recipe_destroy(b);
+}
+
 static void test_compose_and_reload(void)
 {
     ics_error err;
@@ -1543,6 +1561,7 @@ int main(void)
         {".md front matter", test_markdown_front_matter},
         {"file errors", test_file_errors},
         {"staged recipes", test_staged_load},
+        {"a flat recipe written and loaded again", test_flat_reload},
         {"compose and reload give the same schedule", test_compose_and_reload},
         {"written text reads the same in PyYAML", test_written_text_reads_the_same_in_pyyaml},
         {"allocation failures", test_allocation_failures},
