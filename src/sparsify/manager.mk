@@ -16,3 +16,9 @@ check_PROGRAMS += tests/unit/test_manager
 tests_unit_test_manager_SOURCES = tests/unit/test_manager.c
 tests_unit_test_manager_LDADD = $(ICS_TEST_LIBS)
 TESTS += tests/unit/test_manager
+
+check_PROGRAMS += tests/unit/test_manager_torch
+tests_unit_test_manager_torch_SOURCES = tests/unit/test_manager_torch.c
+tests_unit_test_manager_torch_LDADD = $(ICS_TEST_LIBS)
+TESTS += tests/unit/test_manager_torch
+EXTRA_DIST += tests/torchref/manager_ref.py
