@@ -22,3 +22,11 @@ tests_unit_test_manager_torch_SOURCES = tests/unit/test_manager_torch.c
 tests_unit_test_manager_torch_LDADD = $(ICS_TEST_LIBS)
 TESTS += tests/unit/test_manager_torch
 EXTRA_DIST += tests/torchref/manager_ref.py
+
+# the manager in a user's own training loop (public API only), run by a test
+noinst_PROGRAMS += examples/manager_loop
+examples_manager_loop_SOURCES = examples/manager_loop.c
+examples_manager_loop_LDADD = libicsparse.la
+TESTS += tests/integration/test_manager_example.sh
+dist_noinst_SCRIPTS += tests/integration/test_manager_example.sh
+EXTRA_DIST += tests/fixtures/manager/example.yaml
