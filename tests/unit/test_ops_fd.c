@@ -27,6 +27,7 @@
 #include "ics_build_config.h"
 #include "test_util.h"
 #include "backend/backend.h"
+#include "backend/cpu/cpu_ops.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -415,8 +416,8 @@ static void test_xent_fd(void)
     check_xent(0.1f);
 }
 
-/* Determinism: the same op with 1 and 2 threads gives the same bits (our
- * reductions split by shape, not by thread count). */
+/* Determinism: BN, bias and depthwise/small-K gradients give the same bits
+ * with 1 and 2 threads (their reductions split by shape, not threads). */
 static void test_thread_count_independence(void)
 {
     const int64_t rows = 4 * 9 * 9;
@@ -449,6 +450,33 @@ static void test_thread_count_independence(void)
     CU_ASSERT(memcmp(dcb[0], dcb[1], sizeof dcb[0]) == 0);
     for (int t = 0; t < 2; t++) free(y[t]), free(dx[t]);
     free(x), free(g), free(b), free(dy), free(w), free(ws);
+}
+
+/* The im2col path splits the batch between threads and adds their weight
+ * gradients in a fixed order: two runs with the same thread count give the
+ * same bits (backend.h's promise), with several chunks per worker. */
+static void test_im2col_repeatable(void)
+{
+    ics_conv2d_desc d = {.batch = 6, .in_h = 9, .in_w = 9, .in_c = 8, .out_c = 12, .kernel_h = 3,
+                         .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1,
+                         .groups = 1};
+    ics_conv2d_desc_finish(&d);
+    const int64_t nx = 6 * 9 * 9 * 8, ny = 6 * 9 * 9 * 12, nw = 12 * 8 * 9;
+    float *x = rnd(nx, -1, 1), *w = rnd(nw, -1, 1), *dy = rnd(ny, -1, 1);
+    float *dw[2], *dx[2];
+    cpu_conv2d_set_chunk_bytes(sizeof(float) * 81 * 72); /* one image per chunk */
+    ics_backend_cpu_set_threads(2);
+    void *ws = malloc(ops->conv2d_workspace_bytes(&d));
+    for (int run = 0; run < 2; run++) {
+        dw[run] = zeros(nw), dx[run] = zeros(nx);
+        ops->conv2d_backward(&d, x, w, dy, dx[run], dw[run], NULL, ws);
+    }
+    CU_ASSERT(memcmp(dw[0], dw[1], sizeof(float) * (size_t)nw) == 0);
+    CU_ASSERT(memcmp(dx[0], dx[1], sizeof(float) * (size_t)nx) == 0);
+    cpu_conv2d_set_chunk_bytes(0);
+    ics_backend_cpu_set_threads(0);
+    for (int run = 0; run < 2; run++) free(dw[run]), free(dx[run]);
+    free(x), free(w), free(dy), free(ws);
 }
 
 /* The shape helpers follow PyTorch's formulas; every expected value below
@@ -496,6 +524,7 @@ int main(void)
         {"linear", test_linear_fd},
         {"softmax cross-entropy", test_xent_fd},
         {"bitwise equal for 1 and 2 threads", test_thread_count_independence},
+        {"im2col backward repeatable with 2 threads", test_im2col_repeatable},
         {"output shapes follow PyTorch", test_output_shapes},
         {NULL, NULL}};
     ics_test_add_suite("ops finite differences", cases);

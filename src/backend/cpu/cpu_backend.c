@@ -6,7 +6,6 @@
 
 #include "backend/cpu/cpu_ops.h"
 
-#include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -42,8 +41,9 @@ void ics_pool2d_desc_finish(ics_pool2d_desc *d)
     d->out_w = window_out_size(d->in_w, d->kernel_w, d->stride_w, d->pad_w, d->ceil_mode);
 }
 
-/* Sets the threads of both OpenMP (our loops) and OpenBLAS (GEMM); 0 means
- * every core the process may use. */
+/* Sets the threads of the CPU kernels; 0 means every core the process may
+ * use. They are OpenMP threads; the BLAS stays single-threaded and is
+ * called from inside them (cpu_gemm.c says why). */
 void ics_backend_cpu_set_threads(int threads)
 {
     int n = threads;
@@ -53,9 +53,7 @@ void ics_backend_cpu_set_threads(int threads)
 #else
     if (n <= 0) n = 1;
 #endif
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-    openblas_set_num_threads(n);
-#endif
+    cpu_blas_single_threaded();
     cpu_threads_set = n;
 }
 
@@ -100,8 +98,14 @@ static const ics_backend_ops cpu_ops = {
     .softmax_xent_backward = cpu_softmax_xent_backward,
 };
 
-/* The CPU op table: always present, stateless, shared by every caller. */
-const ics_backend_ops *ics_backend_cpu(void) { return &cpu_ops; }
+/* The CPU op table: always present, stateless, shared by every caller.
+ * Handing it out also puts the BLAS in single-threaded mode, since the
+ * kernels parallelise GEMMs themselves. */
+const ics_backend_ops *ics_backend_cpu(void)
+{
+    cpu_blas_single_threaded();
+    return &cpu_ops;
+}
 
 /* No CUDA op table exists yet, so this answers NULL in every build. It lives
  * here only until src/backend/cuda/ grows a table; that work moves this

@@ -19,8 +19,10 @@
 
 #include "backend/cpu/cpu_ops.h"
 
-#include <cblas.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* Upper bound of one chunk's column matrix (always at least one image).
  * Small enough that the column matrix is still in cache (L2 + L3) when the
@@ -51,15 +53,19 @@ static int is_depthwise(const ics_conv2d_desc *d)
     return d->groups > 1 && d->groups == d->in_c && d->groups == d->out_c;
 }
 
-/* The geometry of the im2col path, derived from the descriptor alone so the
- * planner (workspace_bytes) and the kernels agree. */
+/* The geometry of the im2col path, derived from the descriptor and the
+ * machine's worker slots alone, so the planner (workspace_bytes) and the
+ * kernels agree. Workspace: the permuted weight, then per worker slot one
+ * chunk's column matrix and one partial (permuted) weight gradient. */
 typedef struct conv_plan {
     int cg_in, cg_out;   /* channels per group */
     int64_t k;           /* GEMM K = KH*KW*cg_in */
     int64_t pixels;      /* output pixels per image */
     int chunk_images;    /* images per column matrix */
+    int chunks;          /* ceil(batch / chunk_images) */
+    int slots;           /* per-thread scratch sets */
     int permute;         /* 1 when OIHW differs from (o, kh, kw, c) order */
-    size_t wperm_offset, dwperm_offset, col_offset, total_bytes;
+    size_t wperm_offset, slot_offset, slot_bytes, dw_in_slot, total_bytes;
 } conv_plan;
 
 static conv_plan plan_im2col(const ics_conv2d_desc *d)
@@ -74,13 +80,17 @@ static conv_plan plan_im2col(const ics_conv2d_desc *d)
     if (fit < 1) fit = 1;
     p.chunk_images = fit < (size_t)d->batch ? (int)fit : d->batch;
     if (p.chunk_images < 1) p.chunk_images = 1;
+    p.chunks = (d->batch + p.chunk_images - 1) / p.chunk_images;
+    p.slots = cpu_worker_slots();
+    if (p.slots > p.chunks) p.slots = p.chunks > 0 ? p.chunks : 1;
     /* With one input channel per group or a 1x1 kernel both orders agree. */
     p.permute = p.cg_in > 1 && d->kernel_h * d->kernel_w > 1;
     size_t weight_bytes = round_up((size_t)d->out_c * (size_t)p.k * sizeof(float));
     p.wperm_offset = 0;
-    p.dwperm_offset = p.permute ? weight_bytes : 0;
-    p.col_offset = p.permute ? 2 * weight_bytes : 0;
-    p.total_bytes = p.col_offset + round_up((size_t)p.chunk_images * image_col_bytes);
+    p.slot_offset = p.permute ? weight_bytes : 0;
+    p.dw_in_slot = round_up((size_t)p.chunk_images * image_col_bytes);
+    p.slot_bytes = p.dw_in_slot + weight_bytes;
+    p.total_bytes = p.slot_offset + (size_t)p.slots * p.slot_bytes;
     return p;
 }
 
@@ -105,20 +115,6 @@ static void permute_weight_to_khwc(const ics_conv2d_desc *d, int cg, const float
     }
 }
 
-/* dst[o][c][kh][kw] += src[o][kh][kw][c]: the weight gradient back to OIHW,
- * accumulating as backend.h asks of parameter gradients. */
-static void accumulate_weight_from_khwc(const ics_conv2d_desc *d, int cg, const float *src,
-                                        float *dst)
-{
-    const int khw = d->kernel_h * d->kernel_w;
-    for (int o = 0; o < d->out_c; o++) {
-        const float *s = src + (int64_t)o * cg * khw;
-        float *t = dst + (int64_t)o * cg * khw;
-        for (int c = 0; c < cg; c++)
-            for (int k = 0; k < khw; k++) t[(int64_t)c * khw + k] += s[(int64_t)k * cg + c];
-    }
-}
-
 /* rows x channels: every row set to bias (the GEMM then adds with beta=1,
  * which costs one write pass instead of a separate read-modify-write). */
 static void fill_rows_with_bias(int64_t rows, int channels, const float *bias, float *y)
@@ -134,6 +130,42 @@ static void accumulate_bias_grad(int64_t rows, int channels, const float *dy, fl
     double sums[channels];
     cpu_channel_sums(rows, channels, dy, NULL, NULL, sums, NULL);
     for (int c = 0; c < channels; c++) dbias[c] += (float)sums[c];
+}
+
+/* How many threads share the chunks. With at least one chunk per worker,
+ * each worker processes whole chunks (im2col and a single-threaded
+ * GEMM on its own slot: no synchronisation inside a chunk, and its column
+ * matrix stays in its own core's cache). With fewer chunks than workers
+ * (a small batch of large images) the chunks run one after the other and
+ * im2col and the GEMM split each chunk instead. */
+static int chunk_workers(const conv_plan *p)
+{
+    int w = cpu_worker_count();
+    if (w > p->slots) w = p->slots;
+    return p->chunks >= w ? w : 1;
+}
+
+static int worker_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Forward of images [n0, n0 + count) with the given scratch column matrix. */
+static void im2col_forward_chunk(const ics_conv2d_desc *d, const conv_plan *p, const float *x,
+                                 const float *wp, float beta, int n0, int count, float *col, float *y)
+{
+    const int rows = (int)(count * p->pixels);
+    float *yc = y + (int64_t)n0 * p->pixels * d->out_c;
+    for (int g = 0; g < d->groups; g++) {
+        cpu_im2col(d, x, n0, count, g * p->cg_in, p->cg_in, col);
+        cpu_gemm(0, 1, rows, p->cg_out, (int)p->k, 1.0f, col, (int)p->k,
+                 wp + (int64_t)g * p->cg_out * p->k, (int)p->k, beta, yc + (int64_t)g * p->cg_out,
+                 d->out_c);
+    }
 }
 
 /* See backend.h. */
@@ -153,8 +185,8 @@ void cpu_conv2d_forward(const ics_conv2d_desc *d, const float *x, const float *w
     const float beta = bias ? 1.0f : 0.0f;
     if (bias) fill_rows_with_bias(out_rows, d->out_c, bias, y);
     if (is_pointwise(d)) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)out_rows, d->out_c, d->in_c, 1.0f,
-                    x, d->in_c, weight, d->in_c, beta, y, d->out_c);
+        cpu_gemm(0, 1, (int)out_rows, d->out_c, d->in_c, 1.0f, x, d->in_c, weight, d->in_c, beta, y,
+                 d->out_c);
         return;
     }
     const conv_plan p = plan_im2col(d);
@@ -164,16 +196,38 @@ void cpu_conv2d_forward(const ics_conv2d_desc *d, const float *x, const float *w
         permute_weight_to_khwc(d, p.cg_in, weight, (float *)(ws + p.wperm_offset));
         wp = (const float *)(ws + p.wperm_offset);
     }
-    float *col = (float *)(ws + p.col_offset);
-    for (int n0 = 0; n0 < d->batch; n0 += p.chunk_images) {
-        const int count = d->batch - n0 < p.chunk_images ? d->batch - n0 : p.chunk_images;
-        const int rows = (int)(count * p.pixels);
-        float *yc = y + (int64_t)n0 * p.pixels * d->out_c;
-        for (int g = 0; g < d->groups; g++) {
-            cpu_im2col(d, x, n0, count, g * p.cg_in, p.cg_in, col);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, p.cg_out, (int)p.k, 1.0f,
-                        col, (int)p.k, wp + (int64_t)g * p.cg_out * p.k, (int)p.k, beta,
-                        yc + (int64_t)g * p.cg_out, d->out_c);
+    const int workers = chunk_workers(&p);
+#pragma omp parallel num_threads(workers) if (workers > 1)
+    {
+        float *col = (float *)(ws + p.slot_offset + (size_t)worker_id() * p.slot_bytes);
+#pragma omp for schedule(static)
+        for (int chunk = 0; chunk < p.chunks; chunk++) {
+            const int n0 = chunk * p.chunk_images;
+            const int count = d->batch - n0 < p.chunk_images ? d->batch - n0 : p.chunk_images;
+            im2col_forward_chunk(d, &p, x, wp, beta, n0, count, col, y);
+        }
+    }
+}
+
+/* Backward of images [n0, n0 + count): the chunk's weight gradient is added
+ * to dwp (or written, when first), and its dx rows are written. */
+static void im2col_backward_chunk(const ics_conv2d_desc *d, const conv_plan *p, const float *x,
+                                  const float *wp, const float *dy, int n0, int count, int first,
+                                  float *col, float *dwp, float *dx)
+{
+    const int rows = (int)(count * p->pixels);
+    const float *dyc = dy + (int64_t)n0 * p->pixels * d->out_c;
+    for (int g = 0; g < d->groups; g++) {
+        const float *dyg = dyc + (int64_t)g * p->cg_out;
+        if (dwp) {
+            cpu_im2col(d, x, n0, count, g * p->cg_in, p->cg_in, col);
+            cpu_gemm(1, 0, p->cg_out, (int)p->k, rows, 1.0f, dyg, d->out_c, col, (int)p->k,
+                     first ? 0.0f : 1.0f, dwp + (int64_t)g * p->cg_out * p->k, (int)p->k);
+        }
+        if (dx) {
+            cpu_gemm(0, 0, rows, (int)p->k, p->cg_out, 1.0f, dyg, d->out_c,
+                     wp + (int64_t)g * p->cg_out * p->k, (int)p->k, 0.0f, col, (int)p->k);
+            cpu_col2im(d, col, n0, count, g * p->cg_in, p->cg_in, dx);
         }
     }
 }
@@ -196,54 +250,60 @@ void cpu_conv2d_backward(const ics_conv2d_desc *d, const float *x, const float *
     if (is_pointwise(d)) {
         const int rows = (int)out_rows;
         if (dweight && rows > 0)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d->out_c, d->in_c, rows, 1.0f, dy,
-                        d->out_c, x, d->in_c, 1.0f, dweight, d->in_c);
-        if (dx) {
-            if (rows == 0) return;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d->in_c, d->out_c, 1.0f, dy,
-                        d->out_c, weight, d->in_c, 0.0f, dx, d->in_c);
-        }
+            cpu_gemm(1, 0, d->out_c, d->in_c, rows, 1.0f, dy, d->out_c, x, d->in_c, 1.0f, dweight,
+                     d->in_c);
+        if (dx && rows > 0)
+            cpu_gemm(0, 0, rows, d->in_c, d->out_c, 1.0f, dy, d->out_c, weight, d->in_c, 0.0f, dx,
+                     d->in_c);
         return;
-    }
-    const conv_plan p = plan_im2col(d);
-    char *ws = workspace;
-    const float *wp = weight;
-    float *dwp = dweight; /* without permutation the GEMM accumulates in place */
-    if (p.permute) {
-        if (dx) {
-            permute_weight_to_khwc(d, p.cg_in, weight, (float *)(ws + p.wperm_offset));
-            wp = (const float *)(ws + p.wperm_offset);
-        }
-        dwp = dweight ? (float *)(ws + p.dwperm_offset) : NULL;
     }
     if (out_rows == 0) {
         /* No output pixel reads any input: dx is all zero, dW gets nothing. */
         if (dx) memset(dx, 0, sizeof(float) * (size_t)d->batch * d->in_h * d->in_w * d->in_c);
         return;
     }
-    float *col = (float *)(ws + p.col_offset);
-    for (int n0 = 0; n0 < d->batch; n0 += p.chunk_images) {
-        const int count = d->batch - n0 < p.chunk_images ? d->batch - n0 : p.chunk_images;
-        const int rows = (int)(count * p.pixels);
-        const float *dyc = dy + (int64_t)n0 * p.pixels * d->out_c;
-        for (int g = 0; g < d->groups; g++) {
-            const float *dyg = dyc + (int64_t)g * p.cg_out;
-            if (dwp) {
-                /* The permuted gradient starts from zero on the first chunk;
-                 * the unpermuted one accumulates into dweight directly. */
-                const float beta = (p.permute && n0 == 0) ? 0.0f : 1.0f;
-                cpu_im2col(d, x, n0, count, g * p.cg_in, p.cg_in, col);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p.cg_out, (int)p.k, rows, 1.0f,
-                            dyg, d->out_c, col, (int)p.k, beta, dwp + (int64_t)g * p.cg_out * p.k,
-                            (int)p.k);
-            }
-            if (dx) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, (int)p.k, p.cg_out, 1.0f,
-                            dyg, d->out_c, wp + (int64_t)g * p.cg_out * p.k, (int)p.k, 0.0f, col,
-                            (int)p.k);
-                cpu_col2im(d, col, n0, count, g * p.cg_in, p.cg_in, dx);
-            }
+    const conv_plan p = plan_im2col(d);
+    char *ws = workspace;
+    const float *wp = weight;
+    if (p.permute && dx) {
+        permute_weight_to_khwc(d, p.cg_in, weight, (float *)(ws + p.wperm_offset));
+        wp = (const float *)(ws + p.wperm_offset);
+    }
+    const int workers = chunk_workers(&p);
+    int used[workers]; /* 1 when worker w wrote its partial weight gradient */
+    for (int w = 0; w < workers; w++) used[w] = 0;
+#pragma omp parallel num_threads(workers) if (workers > 1)
+    {
+        const int w = worker_id();
+        char *slot = ws + p.slot_offset + (size_t)w * p.slot_bytes;
+        float *col = (float *)slot;
+        float *dwp = dweight ? (float *)(slot + p.dw_in_slot) : NULL;
+#pragma omp for schedule(static)
+        for (int chunk = 0; chunk < p.chunks; chunk++) {
+            const int n0 = chunk * p.chunk_images;
+            const int count = d->batch - n0 < p.chunk_images ? d->batch - n0 : p.chunk_images;
+            im2col_backward_chunk(d, &p, x, wp, dy, n0, count, !used[w], col, dwp, dx);
+            used[w] = 1;
         }
     }
-    if (dweight && p.permute) accumulate_weight_from_khwc(d, p.cg_in, dwp, dweight);
+    if (!dweight) return;
+    /* dweight += the workers' partials, added in worker order (the same
+     * static chunk split every call: deterministic for a thread count),
+     * permuted back to OIHW when the K order differs. */
+    const int khw = d->kernel_h * d->kernel_w;
+    const int64_t wsize = (int64_t)d->out_c * p.k;
+    for (int w = 0; w < workers; w++) {
+        if (!used[w]) continue;
+        const float *part = (const float *)(ws + p.slot_offset + (size_t)w * p.slot_bytes + p.dw_in_slot);
+        if (!p.permute) {
+            for (int64_t i = 0; i < wsize; i++) dweight[i] += part[i];
+            continue;
+        }
+        for (int o = 0; o < d->out_c; o++) {
+            const float *s = part + (int64_t)o * p.k;
+            float *t = dweight + (int64_t)o * p.k;
+            for (int c = 0; c < p.cg_in; c++)
+                for (int k = 0; k < khw; k++) t[(int64_t)c * khw + k] += s[(int64_t)k * p.cg_in + c];
+        }
+    }
 }

@@ -1,13 +1,12 @@
 /*
  * src/backend/cpu/cpu_linear.c: torch.nn.Linear on [N, in] rows with the
- * PyTorch [out, in] weight, as three BLAS GEMMs:
+ * PyTorch [out, in] weight, as three GEMMs (cpu_gemm: row blocks per thread):
  *   y = x W^T + b,   dW += dy^T x,   dx = dy W,   db += colsum(dy).
  */
 #include "ics_build_config.h"
 
 #include "backend/cpu/cpu_ops.h"
 
-#include <cblas.h>
 #include <string.h>
 
 /* See backend.h. The bias is written first and the GEMM adds to it (beta =
@@ -23,8 +22,8 @@ void cpu_linear_forward(int batch, int in_features, int out_features, const floa
         if (!bias) memset(y, 0, sizeof(float) * (size_t)batch * (size_t)out_features);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, out_features, in_features, 1.0f, x,
-                in_features, weight, in_features, bias ? 1.0f : 0.0f, y, out_features);
+    cpu_gemm(0, 1, batch, out_features, in_features, 1.0f, x, in_features, weight, in_features,
+             bias ? 1.0f : 0.0f, y, out_features);
 }
 
 /* See backend.h: dx overwritten (may be NULL), dweight and dbias accumulate. */
@@ -43,9 +42,9 @@ void cpu_linear_backward(int batch, int in_features, int out_features, const flo
         return;
     }
     if (dweight)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_features, in_features, batch, 1.0f,
-                    dy, out_features, x, in_features, 1.0f, dweight, in_features);
+        cpu_gemm(1, 0, out_features, in_features, batch, 1.0f, dy, out_features, x, in_features, 1.0f,
+                 dweight, in_features);
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, in_features, out_features,
-                    1.0f, dy, out_features, weight, in_features, 0.0f, dx, in_features);
+        cpu_gemm(0, 0, batch, in_features, out_features, 1.0f, dy, out_features, weight, in_features,
+                 0.0f, dx, in_features);
 }

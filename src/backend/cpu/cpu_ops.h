@@ -39,6 +39,20 @@
 /* Row slices of a deterministic column reduction (see cpu_reduce.c). */
 #define ICS_CPU_REDUCE_SLICES 16
 
+/* ---- cpu_gemm.c -------------------------------------------------------- */
+/* Worker slots that per-thread scratch is planned for: the machine's
+ * processors, fixed for the process, so the planner and the kernels agree
+ * however the thread setting changes in between. */
+int cpu_worker_slots(void);
+/* Threads a kernel may use now: the OpenMP setting, at most the slots. */
+int cpu_worker_count(void);
+/* Makes OpenBLAS run each call on the calling thread (see cpu_gemm.c). */
+void cpu_blas_single_threaded(void);
+/* Row-major C = alpha*op(A)*op(B) + beta*C, with the rows of C split into
+ * one block per thread, each a single-threaded BLAS call. */
+void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc);
+
 /* ---- cpu_reduce.c ------------------------------------------------------ */
 /* For a rows x channels row-major matrix a (and optionally b): sum_a[c] =
  * sum_r a[r,c]; if sum_ab is not NULL, sum_ab[c] = sum_r a[r,c] * (b[r,c] -

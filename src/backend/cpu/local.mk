@@ -1,6 +1,6 @@
 # src/backend/cpu: the CPU op table (NHWC float32 kernels, GEMM via OpenBLAS,
 # OpenMP loops). One op family per file; cpu_ops.h lists the kernels.
-libicsparse_la_SOURCES += src/backend/cpu/cpu_backend.c src/backend/cpu/cpu_reduce.c \
+libicsparse_la_SOURCES += src/backend/cpu/cpu_backend.c src/backend/cpu/cpu_gemm.c src/backend/cpu/cpu_reduce.c \
 	src/backend/cpu/cpu_conv2d.c src/backend/cpu/cpu_conv_smallk.c src/backend/cpu/cpu_im2col.c src/backend/cpu/cpu_depthwise.c \
 	src/backend/cpu/cpu_batchnorm.c src/backend/cpu/cpu_activation.c \
 	src/backend/cpu/cpu_elementwise.c src/backend/cpu/cpu_pool.c \
