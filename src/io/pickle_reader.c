@@ -560,9 +560,10 @@ static ics_status step(vm *m, int *stop)
     }
 }
 
-ics_status ics_pickle_load(const uint8_t *data, size_t size, const char *label, ics_pv_arena *arena,
-                           const ics_pickle_hooks *hooks, const ics_pickle_limits *limits,
-                           ics_pv **root, ics_error *err)
+ics_status ics_pickle_load_prefix(const uint8_t *data, size_t size, const char *label,
+                                  ics_pv_arena *arena, const ics_pickle_hooks *hooks,
+                                  const ics_pickle_limits *limits, ics_pv **root, size_t *consumed,
+                                  ics_error *err)
 {
     ics_error local;
     if (!err) err = &local;
@@ -580,8 +581,16 @@ ics_status ics_pickle_load(const uint8_t *data, size_t size, const char *label, 
     while (!stop && st == ICS_OK)
         st = step(&m, &stop);
     if (st == ICS_OK) *root = m.stack[m.depth - 1];
+    if (consumed) *consumed = m.pos;
     free(m.stack);
     free(m.marks);
     free(m.memo);
     return st;
+}
+
+ics_status ics_pickle_load(const uint8_t *data, size_t size, const char *label, ics_pv_arena *arena,
+                           const ics_pickle_hooks *hooks, const ics_pickle_limits *limits,
+                           ics_pv **root, ics_error *err)
+{
+    return ics_pickle_load_prefix(data, size, label, arena, hooks, limits, root, NULL, err);
 }

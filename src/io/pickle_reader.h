@@ -49,4 +49,11 @@ ics_status ics_pickle_load(const uint8_t *data, size_t size, const char *label, 
                            const ics_pickle_hooks *hooks, const ics_pickle_limits *limits,
                            ics_pv **root, ics_error *err);
 
+/* The same for a pickle inside a longer buffer (a sequence of pickles):
+ * *consumed receives the offset just past its STOP. */
+ics_status ics_pickle_load_prefix(const uint8_t *data, size_t size, const char *label,
+                                  ics_pv_arena *arena, const ics_pickle_hooks *hooks,
+                                  const ics_pickle_limits *limits, ics_pv **root, size_t *consumed,
+                                  ics_error *err);
+
 #endif

@@ -1,6 +1,7 @@
 /* torch.save zip archives: see pth_reader.h and docs/FORMATS-PTH.md. */
 #include "ics_build_config.h"
 #include "io/pth_reader.h"
+#include "io/pth_internal.h"
 #include "io/pickle_reader.h"
 #include "io/zip_reader.h"
 #include "core/alloc.h"
@@ -15,40 +16,18 @@
  * TorchScript writer uses up to 10 (caffe2/serialize/versions.h). */
 #define PTH_MAX_FILE_VERSION 10
 
-struct ics_pth {
-    ics_pv_arena *arena;
-    ics_pv *root;
-    char archive_name[256];
-};
-
-typedef struct storage_bytes {
-    const char *key;
-    uint8_t *data;
-    size_t size;
-} storage_bytes;
-
-/* State of one load: the archive, storages already extracted, and the
- * budget of tensor bytes that stops a file from making many large views
- * of one storage (each view becomes a copy). */
-typedef struct loader {
-    const ics_zip_reader *zip;
-    const char *label;
-    const char *prefix; /* "archive/" */
-    storage_bytes *storages;
-    size_t storage_count, storage_cap;
-    size_t tensor_budget;
-} loader;
-
 /* Extracts data/<key> once per load. */
-static ics_status load_storage(loader *ld, const ics_pv *s, const uint8_t **data, ics_error *err)
+static ics_status load_storage(ics_pth_loader *ld, const ics_pv *s, const uint8_t **data,
+                               ics_error *err)
 {
     char name[1024];
     snprintf(name, sizeof name, "%sdata/%s", ld->prefix, s->u.storage.key);
     size_t want = (size_t)s->u.storage.numel * ics_pv_dtype_size(s->u.storage.dtype);
-    const storage_bytes *cached = NULL;
+    const ics_pth_storage *cached = NULL;
     for (size_t i = 0; i < ld->storage_count && !cached; i++)
-        if (strcmp(ld->storages[i].key, s->u.storage.key) == 0) cached = &ld->storages[i];
-    const ics_zip_entry *e = cached ? NULL : ics_zip_find(ld->zip, name);
+        if (ld->storages[i].data && strcmp(ld->storages[i].key, s->u.storage.key) == 0)
+            cached = &ld->storages[i];
+    const ics_zip_entry *e = cached || !ld->zip ? NULL : ics_zip_find(ld->zip, name);
     if (!cached && !e)
         return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: storage entry '%s' is missing", ld->label, name);
     /* checked on every use: two persistent ids may name one key with
@@ -65,7 +44,7 @@ static ics_status load_storage(loader *ld, const ics_pv *s, const uint8_t **data
     }
     if (ld->storage_count == ld->storage_cap) {
         size_t cap = ld->storage_cap ? ld->storage_cap * 2 : 16;
-        storage_bytes *p = ics_realloc(ld->storages, cap * sizeof *p, "storage table", err);
+        ics_pth_storage *p = ics_realloc(ld->storages, cap * sizeof *p, "storage table", err);
         if (!p) return ICS_ERR_NOMEM;
         ld->storages = p;
         ld->storage_cap = cap;
@@ -74,18 +53,26 @@ static ics_status load_storage(loader *ld, const ics_pv *s, const uint8_t **data
     size_t size;
     ics_status st = ics_zip_extract(ld->zip, e, want, &buf, &size, err);
     if (st != ICS_OK) return st;
-    ld->storages[ld->storage_count++] = (storage_bytes){s->u.storage.key, buf, size};
+    char *key = ics_strdup(s->u.storage.key, err);
+    if (!key) {
+        free(buf);
+        return ICS_ERR_NOMEM;
+    }
+    ld->storages[ld->storage_count++] = (ics_pth_storage){key, buf, size, s->u.storage.dtype};
     *data = buf;
     return ICS_OK;
 }
 
 /* BINPERSID: torch.save's persistent id of a storage is the tuple
- * ('storage', <torch.XStorage class>, key, location, numel). */
+ * ('storage', <torch.XStorage class>, key, location, numel); the legacy
+ * format adds a sixth item, view_metadata, None since torch 1.0. While a
+ * legacy file is scanned, the storages named are recorded. */
 static ics_pv *persistent_load(void *ctx, ics_pv_arena *arena, ics_pv *pid, ics_error *err)
 {
-    loader *ld = ctx;
+    ics_pth_loader *ld = ctx;
     ics_pv **it = pid->u.seq.items;
-    if (pid->kind != ICS_PV_TUPLE || pid->u.seq.len != 5 || it[0]->kind != ICS_PV_STRING ||
+    size_t n = pid->kind == ICS_PV_TUPLE ? pid->u.seq.len : 0;
+    if ((n != 5 && !(n == 6 && it[5]->kind == ICS_PV_NONE)) || it[0]->kind != ICS_PV_STRING ||
         strcmp(it[0]->u.str.data, "storage") != 0 || it[1]->kind != ICS_PV_GLOBAL ||
         it[2]->kind != ICS_PV_STRING || it[3]->kind != ICS_PV_STRING || it[4]->kind != ICS_PV_INT) {
         ICS_FAIL(err, ICS_ERR_FORMAT,
@@ -104,7 +91,9 @@ static ics_pv *persistent_load(void *ctx, ics_pv_arena *arena, ics_pv *pid, ics_
                  (long long)it[4]->u.i);
         return NULL;
     }
-    (void)ld;
+    if (ld->scanning &&
+        ics_pth_loader_note(ld, it[2]->u.str.data, (ics_pv_dtype)dtype, err) != ICS_OK)
+        return NULL;
     ics_pv *s = ics_pv_new(arena, ICS_PV_STORAGE, err);
     if (!s) return NULL;
     s->u.storage.dtype = (ics_pv_dtype)dtype;
@@ -149,7 +138,7 @@ static void gather(uint8_t *dst, const uint8_t *src, size_t elem, int ndim, cons
 /* torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride,
  * requires_grad, backward_hooks[, metadata]) and the older
  * _rebuild_tensor(storage, storage_offset, size, stride). */
-static ics_status rebuild_tensor(loader *ld, ics_pv_arena *arena, const ics_pv *args,
+static ics_status rebuild_tensor(ics_pth_loader *ld, ics_pv_arena *arena, const ics_pv *args,
                                  ics_pv **result, ics_error *err)
 {
     size_t n = args->u.seq.len;
@@ -205,8 +194,8 @@ static ics_status rebuild_tensor(loader *ld, ics_pv_arena *arena, const ics_pv *
 static ics_status call_hook(void *ctx, ics_pv_arena *arena, const ics_pv *g, ics_pv *args,
                             ics_pv **result, ics_error *err)
 {
-    loader *ld = ctx;
-    if (strcmp(g->u.global.module, "torch._utils") != 0) return ICS_OK;
+    ics_pth_loader *ld = ctx;
+    if (ld->scanning || strcmp(g->u.global.module, "torch._utils") != 0) return ICS_OK;
     const char *name = g->u.global.name;
     if (strcmp(name, "_rebuild_tensor_v2") == 0 || strcmp(name, "_rebuild_tensor") == 0)
         return rebuild_tensor(ld, arena, args, result, err);
@@ -223,6 +212,41 @@ static ics_status call_hook(void *ctx, ics_pv_arena *arena, const ics_pv *g, ics
         *result = t;
     }
     return ICS_OK;
+}
+
+void ics_pth_loader_hooks(ics_pth_loader *ld, size_t file_size, ics_pickle_hooks *hooks)
+{
+    ld->tensor_budget = 4 * file_size + ((size_t)16 << 20);
+    *hooks = (ics_pickle_hooks){.ctx = ld, .persistent_load = persistent_load, .call = call_hook};
+}
+
+ics_status ics_pth_loader_note(ics_pth_loader *ld, const char *key, ics_pv_dtype dtype,
+                               ics_error *err)
+{
+    for (size_t i = 0; i < ld->storage_count; i++)
+        if (strcmp(ld->storages[i].key, key) == 0) return ICS_OK;
+    if (ld->storage_count == ld->storage_cap) {
+        size_t cap = ld->storage_cap ? ld->storage_cap * 2 : 16;
+        ics_pth_storage *p = ics_realloc(ld->storages, cap * sizeof *p, "storage table", err);
+        if (!p) return ICS_ERR_NOMEM;
+        ld->storages = p;
+        ld->storage_cap = cap;
+    }
+    char *copy = ics_strdup(key, err);
+    if (!copy) return ICS_ERR_NOMEM;
+    ld->storages[ld->storage_count++] = (ics_pth_storage){copy, NULL, 0, dtype};
+    return ICS_OK;
+}
+
+void ics_pth_loader_release(ics_pth_loader *ld)
+{
+    for (size_t i = 0; i < ld->storage_count; i++) {
+        free(ld->storages[i].key);
+        free(ld->storages[i].data);
+    }
+    free(ld->storages);
+    ld->storages = NULL;
+    ld->storage_count = ld->storage_cap = 0;
 }
 
 /* torch.save before 1.6 (and with _use_new_zipfile_serialization=False)
@@ -289,19 +313,15 @@ static ics_status load_archive(ics_pth *pth, const ics_zip_reader *zip, const ch
     size_t pickle_size;
     st = ics_zip_extract(zip, pkl, 0, &pickle, &pickle_size, err);
     if (st != ICS_OK) return st;
-    loader ld = {.zip = zip,
-                 .label = label,
-                 .prefix = prefix,
-                 .tensor_budget = 4 * file_size + ((size_t)16 << 20)};
-    ics_pickle_hooks hooks = {.ctx = &ld, .persistent_load = persistent_load, .call = call_hook};
+    ics_pth_loader ld = {.zip = zip, .label = label, .prefix = prefix};
+    ics_pickle_hooks hooks;
+    ics_pth_loader_hooks(&ld, file_size, &hooks);
     char pickle_label[1024];
     snprintf(pickle_label, sizeof pickle_label, "%s: %s", label, pkl->name);
     st = ics_pickle_load(pickle, pickle_size, pickle_label, pth->arena, &hooks, NULL, &pth->root,
                          err);
     free(pickle);
-    for (size_t i = 0; i < ld.storage_count; i++)
-        free(ld.storages[i].data);
-    free(ld.storages);
+    ics_pth_loader_release(&ld);
     return st;
 }
 
@@ -310,12 +330,8 @@ ics_status ics_pth_load_memory(const uint8_t *data, size_t size, const char *lab
 {
     *out = NULL;
     if (!label) label = "pth file";
-    if (is_legacy(data, size))
-        return ICS_FAIL(err, ICS_ERR_FORMAT,
-                        "%s: legacy pre-1.6 torch.save format is not supported; re-save with "
-                        "torch >= 1.6",
-                        label);
-    if (size < 4 || memcmp(data, "PK\x03\x04", 4) != 0)
+    int legacy = is_legacy(data, size);
+    if (!legacy && (size < 4 || memcmp(data, "PK\x03\x04", 4) != 0))
         return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: not a PyTorch file (no zip signature)", label);
     ics_pth *pth = ics_calloc(1, sizeof *pth, "pth file", err);
     if (!pth) return ICS_ERR_NOMEM;
@@ -325,8 +341,10 @@ ics_status ics_pth_load_memory(const uint8_t *data, size_t size, const char *lab
         return ICS_ERR_NOMEM;
     }
     ics_zip_reader *zip;
-    ics_status st = ics_zip_reader_open(data, size, label, &zip, err);
-    if (st == ICS_OK) {
+    ics_status st;
+    if (legacy) {
+        st = ics_pth_load_legacy(pth, data, size, label, err);
+    } else if ((st = ics_zip_reader_open(data, size, label, &zip, err)) == ICS_OK) {
         st = load_archive(pth, zip, label, size, err);
         ics_zip_reader_close(zip);
     }

@@ -7,7 +7,8 @@
  * other class becomes an opaque object. Nothing from the file is executed.
  *
  * The legacy pre-1.6 format (a sequence of pickles starting with the magic
- * number 0x1950a86a20f9469cfc6c) is refused with a message saying so.
+ * number 0x1950a86a20f9469cfc6c, then raw storages) is read too
+ * (pth_legacy.c); its archive name is "".
  */
 #ifndef ICS_IO_PTH_READER_H
 #define ICS_IO_PTH_READER_H

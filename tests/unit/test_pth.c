@@ -115,6 +115,17 @@ static void test_state_dict_variants(void)
 
 /* The float32 values torch itself computes from the half, bfloat16 and
  * int tensors (written by pth_make.py as .npy) equal ours exactly. */
+/* The legacy (pre-1.6) format of the same state_dict gives the same bytes. */
+static void test_legacy_format(void)
+{
+    ics_error err;
+    ics_pth *pth = load_fixture("legacy.pth", &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pth);
+    CU_ASSERT_STRING_EQUAL(ics_pth_archive_name(pth), "");
+    check_tensors(ics_pth_state_dict(pth), "expect_sd");
+    ics_pth_destroy(pth);
+}
+
 static void test_conversion_to_f32(void)
 {
     ics_error err;
@@ -208,8 +219,6 @@ static void test_refusals(void)
     static const struct {
         const char *file, *message;
     } cases[] = {
-        {"legacy.pth",
-         "legacy pre-1.6 torch.save format is not supported; re-save with torch >= 1.6"},
         {"sd_nostorage.pth", "storage entry 'sd/data/0' is missing"},
         {"sd_short.pth", "storage 'sd/data/1' holds 60 bytes, but 30 float32 elements need 120"},
         {"recipe.txt", "not a PyTorch file (no zip signature)"},
@@ -517,9 +526,10 @@ int main(void)
     if (ics_test_run_torch("tests/torchref/pth_make.py", fixtures) != 0) return 1;
     static const ics_test_case reader[] = {
         {"state_dict: default, protocol 4, zip64, deflate", test_state_dict_variants},
+        {"legacy pre-1.6 format", test_legacy_format},
         {"conversion to float32 matches torch", test_conversion_to_f32},
         {"training checkpoint values", test_training_checkpoint},
-        {"refusals of damaged and legacy files", test_refusals},
+        {"refusals of damaged files", test_refusals},
         {"plain pickles, protocols 2-5", test_plain_pickles},
         {NULL, NULL}};
     ics_test_add_suite("pth reader", reader);

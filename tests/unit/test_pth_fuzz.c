@@ -151,11 +151,17 @@ static void test_truncations_and_mutations(void)
     if (ics_test_have_torch() && ics_test_run_torch("tests/torchref/pth_make.py", dir) == 0) {
         static const char *const files[] = {"sd.pth", "ckpt.pth", "sd_p4.pth", "sd_deflate.pth",
                                             "sd_zip64.pth"};
+        char path[4096];
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-            char path[4096];
             snprintf(path, sizeof path, "%s/%s", dir, files[i]);
             add_file_seeds(path, files[i]);
         }
+        snprintf(path, sizeof path, "%s/legacy.pth", dir); /* not a zip: raw seed only */
+        size_t size;
+        char *legacy = ics_test_read_file(path, &size);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(legacy);
+        add_seed("legacy.pth", (uint8_t *)legacy, size, 0);
+        free(legacy);
     } else {
         printf("\n  no torch: seeds from icsparse's own writer only");
     }

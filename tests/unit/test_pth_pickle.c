@@ -550,6 +550,110 @@ static void test_pth_refusals(void)
     expect_message(&err, ": not a regular file");
 }
 
+/* A legacy torch.save stream of {"w": tensor of 4 floats}, with knobs to
+ * damage each part. */
+typedef struct legacy_knobs {
+    int bad_magic, version, little_endian, keys_as_dict, extra_key, short_storage;
+} legacy_knobs;
+
+static size_t legacy_stream(uint8_t *out, legacy_knobs k)
+{
+    static const uint8_t magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                    0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, '.'};
+    size_t n = 0;
+    memcpy(out, magic, sizeof magic);
+    if (k.bad_magic) out[14] = 'X';
+    n += sizeof magic;
+    ics_error err;
+    ics_pickle_writer w;
+    for (int part = 0; part < 4; part++) {
+        ics_pickle_writer_init(&w, &err);
+        if (part == 0) {
+            ics_pickle_emit_int(&w, k.version);
+        } else if (part == 1) {
+            ics_pickle_emit_op(&w, ICS_PICKLE_EMPTY_DICT);
+            ics_pickle_emit_op(&w, ICS_PICKLE_MARK);
+            ics_pickle_emit_string(&w, "little_endian", 13);
+            ics_pickle_emit_op(&w, k.little_endian ? ICS_PICKLE_NEWTRUE : ICS_PICKLE_NEWFALSE);
+            ics_pickle_emit_op(&w, ICS_PICKLE_SETITEMS);
+        } else if (part == 2) {
+            ics_pickle_emit_op(&w, ICS_PICKLE_EMPTY_DICT);
+            ics_pickle_emit_string(&w, "w", 1);
+            ics_pickle_emit_global(&w, "torch._utils", "_rebuild_tensor_v2");
+            ics_pickle_emit_op(&w, ICS_PICKLE_MARK);
+            ics_pickle_emit_op(&w, ICS_PICKLE_MARK);
+            ics_pickle_emit_string(&w, "storage", 7);
+            ics_pickle_emit_global(&w, "torch", "FloatStorage");
+            ics_pickle_emit_string(&w, "0", 1);
+            ics_pickle_emit_string(&w, "cpu", 3);
+            ics_pickle_emit_int(&w, 4);
+            ics_pickle_emit_op(&w, ICS_PICKLE_NONE); /* view_metadata */
+            ics_pickle_emit_op(&w, ICS_PICKLE_TUPLE);
+            ics_pickle_emit_op(&w, ICS_PICKLE_BINPERSID);
+            ics_pickle_emit_int(&w, 0);
+            ics_pickle_emit_int(&w, 4);
+            ics_pickle_emit_op(&w, ICS_PICKLE_TUPLE1);
+            ics_pickle_emit_int(&w, 1);
+            ics_pickle_emit_op(&w, ICS_PICKLE_TUPLE1);
+            ics_pickle_emit_op(&w, ICS_PICKLE_TUPLE);
+            ics_pickle_emit_op(&w, ICS_PICKLE_REDUCE);
+            ics_pickle_emit_op(&w, 's'); /* SETITEM */
+        } else {
+            ics_pickle_emit_op(&w, k.keys_as_dict ? ICS_PICKLE_EMPTY_DICT : ICS_PICKLE_EMPTY_LIST);
+            if (!k.keys_as_dict) {
+                ics_pickle_emit_op(&w, ICS_PICKLE_MARK);
+                ics_pickle_emit_string(&w, k.extra_key ? "9" : "0", 1);
+                ics_pickle_emit_op(&w, ICS_PICKLE_APPENDS);
+            }
+        }
+        ics_pickle_writer_finish(&w);
+        memcpy(out + n, w.buf, w.len);
+        n += w.len;
+        ics_pickle_writer_free(&w);
+    }
+    int64_t numel = 4;
+    memcpy(out + n, &numel, 8);
+    n += 8;
+    float v[4] = {1.5f, -2, 0, 3};
+    memcpy(out + n, v, k.short_storage ? 12 : 16);
+    return n + (k.short_storage ? 12 : 16);
+}
+
+static void test_legacy_refusals(void)
+{
+    uint8_t buf[1024];
+    ics_error err;
+    ics_pth *pth = NULL;
+    legacy_knobs good = {.version = 1001, .little_endian = 1};
+    size_t n = legacy_stream(buf, good);
+    CU_ASSERT_EQUAL_FATAL(ics_pth_load_memory(buf, n, "l.pth", &pth, &err), ICS_OK);
+    const ics_pv *t = ics_pv_dict_get(ics_pth_root(pth), "w");
+    CU_ASSERT(t && t->kind == ICS_PV_TENSOR && t->u.tensor.numel == 4 &&
+              ((float *)t->u.tensor.data)[0] == 1.5f && ((float *)t->u.tensor.data)[3] == 3.0f);
+    ics_pth_destroy(pth);
+    struct {
+        legacy_knobs k;
+        const char *message;
+    } cases[] = {
+        {{.bad_magic = 1, .version = 1001, .little_endian = 1},
+         "l.pth: legacy torch.save header is damaged"},
+        {{.version = 1000, .little_endian = 1}, "legacy torch.save protocol version is not 1001"},
+        {{.version = 1001}, "legacy file not written on a little-endian machine"},
+        {{.version = 1001, .little_endian = 1, .keys_as_dict = 1},
+         "legacy storage key list is a dict, not a list"},
+        {{.version = 1001, .little_endian = 1, .extra_key = 1},
+         "legacy storage list names a storage the object does not use (item 0)"},
+        {{.version = 1001, .little_endian = 1, .short_storage = 1},
+         "legacy storage '0' is truncated (at offset"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        n = legacy_stream(buf, cases[i].k);
+        CU_ASSERT_EQUAL(ics_pth_load_memory(buf, n, "l.pth", &pth, &err), ICS_ERR_FORMAT);
+        CU_ASSERT_PTR_NULL(pth);
+        expect_message(&err, cases[i].message);
+    }
+}
+
 static void test_writer_refusals(void)
 {
     ics_error err;
@@ -728,6 +832,7 @@ int main(void)
                                           {"value builders and float16", test_value_builders},
                                           {"zip reader refusals", test_zip_refusals},
                                           {"pth reader refusals", test_pth_refusals},
+                                          {"legacy format: crafted streams", test_legacy_refusals},
                                           {"writer refusals", test_writer_refusals},
                                           {"allocation failures", test_allocation_failures},
                                           {NULL, NULL}};
