@@ -29,4 +29,4 @@ examples_manager_loop_SOURCES = examples/manager_loop.c
 examples_manager_loop_LDADD = libicsparse.la
 TESTS += tests/integration/test_manager_example.sh
 dist_noinst_SCRIPTS += tests/integration/test_manager_example.sh
-EXTRA_DIST += tests/fixtures/manager/example.yaml
+EXTRA_DIST += tests/fixtures/manager/example.yaml tests/fixtures/manager/mobilenet-acdc-torchvision.yaml

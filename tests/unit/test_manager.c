@@ -1074,6 +1074,57 @@ static void test_upstream_recipes(void)
     CU_ASSERT_EQUAL(st, ICS_ERR_NOT_IMPLEMENTED);
 }
 
+
+/* The upstream AC/DC recipe with torchvision selectors
+ * (tests/fixtures/manager/mobilenet-acdc-torchvision.yaml) on
+ * mobilenet_v2: every conv and linear weight masked, max_epochs 100, the
+ * LR warm-up and cosine, and, stepping the schedule once per epoch, masks
+ * dense in even phases and exactly 90% zeros over all weights (one global
+ * threshold) in odd ones and after the AC/DC end under the GMP at 0.9. */
+static void test_mobilenet_acdc_fixture(void)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/fixtures/manager/mobilenet-acdc-torchvision.yaml",
+             ics_test_srcdir());
+    ics_recipe *r = NULL;
+    ics_error err;
+    CU_ASSERT_FATAL(ics_recipe_load_file(path, NULL, &r, &err) == ICS_OK);
+    ics_model *model = NULL;
+    ics_model_options o;
+    ics_model_options_default(&o);
+    o.num_classes = 10;
+    o.in_h = o.in_w = 32;
+    CU_ASSERT_FATAL(ics_model_create("mobilenet_v2", &o, &model, &err) == ICS_OK);
+    ics_model_init_params(model, 11);
+    ics_manager *m = NULL;
+    CU_ASSERT_FATAL(ics_manager_create(r, model, NULL, &m, &err) == ICS_OK);
+    int prunable_count = 0;
+    for (int i = 0; i < ics_model_num_tensors(model); i++)
+        prunable_count += ics_model_tensor(model, i)->prunable;
+    CU_ASSERT_EQUAL(ics_manager_mask_count(m), prunable_count);
+    CU_ASSERT_EQUAL(prunable_count, 53);
+    CU_ASSERT_DOUBLE_EQUAL(ics_manager_max_epochs(m), 100, 0);
+    CU_ASSERT(ics_manager_controls_lr(m));
+    CU_ASSERT_DOUBLE_EQUAL(ics_manager_lr_at(m, 2.5, 1), 0.0512 + 0.5 * (0.256 - 0.0512), 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(ics_manager_lr_at(m, 5.0, 1), 0.256, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(ics_manager_lr_at(m, 100.0, 1), 0.0512, 1e-12);
+    int64_t total = 0;
+    for (int i = 0; i < ics_manager_mask_count(m); i++) total += ics_manager_mask_numel(m, i);
+    for (int epoch = 0; epoch <= 100; epoch++) {
+        CU_ASSERT_FATAL(ics_manager_before_step(m, epoch, 1, &err) == ICS_OK);
+        CU_ASSERT_FATAL(ics_manager_after_step(m, epoch, &err) == ICS_OK);
+        int64_t zeros = 0;
+        for (int i = 0; i < ics_manager_mask_count(m); i++)
+            zeros += zeros_of(ics_manager_mask_data(m, i), ics_manager_mask_numel(m, i));
+        int compressed = epoch >= 85 || (epoch >= 5 && ((epoch - 5) / 5) % 2 == 1);
+        CU_ASSERT_EQUAL(zeros, compressed ? llround(0.9 * (double)total) : 0);
+        CU_ASSERT_EQUAL(ics_manager_pruning_ended(m, epoch), epoch >= 100);
+    }
+    ics_manager_destroy(m);
+    ics_model_destroy(model);
+    ics_recipe_destroy(r);
+}
+
 int main(void)
 {
     ics_log_set_level(ICS_LOG_WARN);
@@ -1101,6 +1152,8 @@ int main(void)
         {"every error message", test_errors},
         {"allocation failures", test_alloc_failures},
         {"shared upstream recipes", test_upstream_recipes},
+        {"upstream AC/DC recipe with torchvision selectors on mobilenet_v2",
+         test_mobilenet_acdc_fixture},
         {NULL, NULL}};
     ics_test_add_suite("manager pruning", pruning_cases);
     ics_test_add_suite("manager training", training_cases);
