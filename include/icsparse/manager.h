@@ -79,7 +79,8 @@ ics_status ics_manager_after_step(ics_manager *m, double epoch, ics_error *err);
  * torch.nn.functional.cross_entropy. With one (hardness h, temperature T):
  *   loss = (1-h) * CE(s, y) + h * T^2 * KL(softmax(t/T) || softmax(s/T)) / batch
  * i.e. kl_div(log_softmax(s/T), softmax(t/T), reduction='batchmean') * T^2,
- * SparseML's KD loss. probs_scratch holds 2 * batch * classes floats. */
+ * SparseML's KD loss. probs_scratch (batch * classes floats) gets the
+ * student's softmax (T = 1). */
 float ics_manager_loss(ics_manager *m, double epoch, int batch, int classes,
                        const float *student_logits, const int32_t *labels,
                        const float *teacher_logits, float label_smoothing, float scale,
