@@ -269,6 +269,36 @@ WANT
 }
 check "jobs/submit-sweep: array + collector on the cluster" test_jobs_sweep
 
+# A sweep task whose training is stopped by USR1: the task forwards it to
+# the step, which requeues the array task; the next run resumes training
+# and finishes the point.
+test_sweep_requeue() {
+    cat >"$T/sweep-rq.cfg" <<CFG
+sweep = {
+  run = "sweep-run.cfg";
+  dir = "$T/sweep-rq";
+  prepare = "";
+  steps = "train,eval";
+  grid = { final_sparsity = [0.7]; };
+};
+CFG
+    STUB_TEMPFAIL=usr1 "$top_srcdir/jobs/submit-sweep" "$T/sweep-rq.cfg" >"$T/sweep-rq.out" 2>&1 ||
+        { cat "$T/sweep-rq.out" >&2; return 1; }
+    local array collect
+    array=$(awk '$1 == "array" { print $2 }' "$T/sweep-rq/jobs.txt")
+    collect=$(awk '$1 == "collect" { print $2 }' "$T/sweep-rq/jobs.txt")
+    for _ in $(seq 300); do [ -f "$T/sweep-rq/task-000/train-waiting.txt" ] && break; sleep 0.2; done
+    scancel --signal=USR1 --batch "${array}_0"
+    expect_state "$collect" COMPLETED || { cat "$T"/sweep-rq/logs/* >&2; return 1; }
+    [ "$(job_field "${array}_0" Restarts)" = 1 ] &&
+        contains "$T/sweep-rq/logs/task-0-$array.out" "sweep task 0: got USR1; passing it to the running step" &&
+        contains "$T/sweep-rq/task-000/train-usr1.txt" '^checkpoint$' &&
+        contains "$T/sweep-rq/task-000/logs/train-s0.log" "requeueing job" &&
+        [ "$(cat "$T/sweep-rq/task-000/steps.done")" = "$(printf 'train-s0 done\neval done')" ] &&
+        contains "$T/sweep-rq/results.csv" '^0,0.7,83,0.7,ok,'
+}
+check "jobs/submit-sweep: a requeued task resumes its point" test_sweep_requeue
+
 # The real executables: each job completes, or the first that does not
 # fails with a plain line naming its step and every later one is cancelled.
 test_jobs_real() {
