@@ -82,7 +82,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n; i++) {
         y[i] = (int32_t)(i % CLASSES);
         for (size_t p = 0; p < image; p++)
-            x[i * image + p] = 0.5f * next_uniform(&rng) + (p % CLASSES == (size_t)y[i] ? 1.0f : 0.0f);
+            x[i * image + p] =
+                0.5f * next_uniform(&rng) + (p % CLASSES == (size_t)y[i] ? 1.0f : 0.0f);
     }
 
     size_t nparams;
@@ -102,7 +103,8 @@ int main(int argc, char **argv)
             return fail("before_step", &err);
         double recipe_lr = ics_manager_lr_at(mgr, epoch, STEPS_PER_EPOCH);
         if (recipe_lr >= 0) lr = recipe_lr;
-        for (size_t i = 0; i < nparams; i++) params[i] -= (float)lr * grads[i];
+        for (size_t i = 0; i < nparams; i++)
+            params[i] -= (float)lr * grads[i];
         if (ics_manager_after_step(mgr, epoch, &err) != ICS_OK) return fail("after_step", &err);
         ics_model_zero_grad(model);
         if (b == STEPS_PER_EPOCH - 1) {
@@ -119,7 +121,8 @@ int main(int argc, char **argv)
     double *values = calloc((size_t)(count ? count : 1), sizeof *values);
     double overall = 0;
     ics_manager_sparsity(mgr, names, values, count, &overall);
-    for (int i = 0; i < count; i++) printf("final %s %.4f\n", names[i], values[i]);
+    for (int i = 0; i < count; i++)
+        printf("final %s %.4f\n", names[i], values[i]);
     printf("final overall %.4f\n", overall);
     free(names);
     free(values);

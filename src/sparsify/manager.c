@@ -24,8 +24,8 @@
 #include <string.h>
 
 /* Parameters (not buffers) as the selectors see them. */
-ics_status mgr_select(const ics_manager *m, const ics_name_list *selectors,
-                      unsigned char *selected, ics_error *err)
+ics_status mgr_select(const ics_manager *m, const ics_name_list *selectors, unsigned char *selected,
+                      ics_error *err)
 {
     int nt = ics_model_num_tensors(m->model);
     ics_param_info *info = ics_malloc((size_t)nt * sizeof *info, "selector params", err);
@@ -60,7 +60,8 @@ static void combine_masks(ics_manager *m)
 {
     for (size_t i = 0; i < m->param_count; i++) {
         mgr_param *pa = &m->params[i];
-        for (size_t e = 0; e < pa->numel; e++) pa->mask[e] = 1.0f;
+        for (size_t e = 0; e < pa->numel; e++)
+            pa->mask[e] = 1.0f;
         pa->active = 0;
     }
     for (size_t k = 0; k < m->mod_count; k++) {
@@ -68,7 +69,8 @@ static void combine_masks(ics_manager *m)
         if (!p || !p->enabled) continue;
         for (size_t j = 0; j < p->count; j++) {
             mgr_param *pa = &m->params[p->param[j]];
-            for (size_t e = 0; e < pa->numel; e++) pa->mask[e] *= p->mask[j][e];
+            for (size_t e = 0; e < pa->numel; e++)
+                pa->mask[e] *= p->mask[j][e];
             pa->active = 1;
         }
     }
@@ -80,7 +82,8 @@ static void apply_masks(ics_manager *m)
     for (size_t i = 0; i < m->param_count; i++) {
         mgr_param *pa = &m->params[i];
         if (!pa->active) continue;
-        for (size_t e = 0; e < pa->numel; e++) pa->data[e] *= pa->mask[e];
+        for (size_t e = 0; e < pa->numel; e++)
+            pa->data[e] *= pa->mask[e];
     }
 }
 
@@ -91,11 +94,13 @@ static ics_status build_params(ics_manager *m, ics_error *err)
     int nt = ics_model_num_tensors(m->model);
     int *param_of = ics_malloc((size_t)nt * sizeof *param_of, "mask index", err);
     if (!param_of) return ICS_ERR_NOMEM;
-    for (int i = 0; i < nt; i++) param_of[i] = -1;
+    for (int i = 0; i < nt; i++)
+        param_of[i] = -1;
     for (size_t k = 0; k < m->mod_count; k++) {
         mgr_prune *p = m->mods[k].prune;
         if (!p) continue;
-        for (size_t j = 0; j < p->count; j++) param_of[p->param[j]] = 0;
+        for (size_t j = 0; j < p->count; j++)
+            param_of[p->param[j]] = 0;
     }
     for (int i = 0; i < nt; i++)
         if (param_of[i] == 0) m->param_count++;
@@ -121,13 +126,15 @@ static ics_status build_params(ics_manager *m, ics_error *err)
             free(param_of);
             return ICS_ERR_NOMEM;
         }
-        for (size_t e = 0; e < pa->numel; e++) pa->mask[e] = 1.0f;
+        for (size_t e = 0; e < pa->numel; e++)
+            pa->mask[e] = 1.0f;
         param_of[i] = (int)n++;
     }
     for (size_t k = 0; k < m->mod_count; k++) {
         mgr_prune *p = m->mods[k].prune;
         if (!p) continue;
-        for (size_t j = 0; j < p->count; j++) p->param[j] = param_of[p->param[j]];
+        for (size_t j = 0; j < p->count; j++)
+            p->param[j] = param_of[p->param[j]];
     }
     free(param_of);
     return ICS_OK;
@@ -137,7 +144,8 @@ static ics_status build_params(ics_manager *m, ics_error *err)
 static void map_optimizer(ics_manager *m)
 {
     int nt = ics_model_num_tensors(m->model);
-    for (int i = 0; i < nt; i++) m->optim_index[i] = -1;
+    for (int i = 0; i < nt; i++)
+        m->optim_index[i] = -1;
     if (!m->optim) return;
     size_t np = ics_optim_param_count(m->optim);
     for (size_t v = 0; v < np; v++) {
@@ -187,7 +195,8 @@ ics_status ics_manager_create(const ics_recipe *recipe, ics_model *model, ics_op
         st = ICS_ERR_NOMEM;
         goto fail;
     }
-    for (int i = 0; i < nt; i++) m->save_offset[i] = SIZE_MAX;
+    for (int i = 0; i < nt; i++)
+        m->save_offset[i] = SIZE_MAX;
     map_optimizer(m);
     /* refusals first: a recipe icsparse cannot run says so before any
      * selector error */
@@ -228,7 +237,8 @@ void ics_manager_destroy(ics_manager *m)
             mgr_trainable_destroy(m->mods[k].trainable);
         }
     if (m->params)
-        for (size_t i = 0; i < m->param_count; i++) free(m->params[i].mask);
+        for (size_t i = 0; i < m->param_count; i++)
+            free(m->params[i].mask);
     free(m->params);
     free(m->mods);
     free(m->frozen);
@@ -243,8 +253,14 @@ double ics_manager_max_epochs(const ics_manager *m)
     return m && m->recipe ? (double)ics_recipe_max_epochs(m->recipe) : 0.0;
 }
 
-int ics_manager_controls_lr(const ics_manager *m) { return m ? m->controls_lr : 0; }
-int ics_manager_has_pruning(const ics_manager *m) { return m ? m->has_pruning : 0; }
+int ics_manager_controls_lr(const ics_manager *m)
+{
+    return m ? m->controls_lr : 0;
+}
+int ics_manager_has_pruning(const ics_manager *m)
+{
+    return m ? m->has_pruning : 0;
+}
 int ics_manager_qat_active(const ics_manager *m, double epoch)
 {
     (void)m;
@@ -327,7 +343,8 @@ ics_status ics_manager_before_step(ics_manager *m, double epoch, int64_t steps_p
     for (size_t i = 0; i < m->param_count; i++) {
         mgr_param *pa = &m->params[i];
         if (!pa->active || !pa->grad) continue;
-        for (size_t e = 0; e < pa->numel; e++) pa->grad[e] *= pa->mask[e];
+        for (size_t e = 0; e < pa->numel; e++)
+            pa->grad[e] *= pa->mask[e];
     }
     mgr_trainable_before_step(m);
     return ICS_OK;
@@ -381,8 +398,8 @@ float ics_manager_loss(ics_manager *m, double epoch, int batch, int classes,
                                      d->mod->u.distillation.temperature, scale, dlogits,
                                      probs_scratch);
     const ics_backend_ops *ops = ics_backend_cpu();
-    float loss = ops->softmax_xent_forward(batch, classes, student_logits, labels,
-                                           label_smoothing, probs_scratch);
+    float loss = ops->softmax_xent_forward(batch, classes, student_logits, labels, label_smoothing,
+                                           probs_scratch);
     ops->softmax_xent_backward(batch, classes, probs_scratch, labels, label_smoothing, scale,
                                dlogits);
     return loss;
@@ -401,7 +418,10 @@ int ics_manager_pruning_ended(const ics_manager *m, double epoch)
     return 1;
 }
 
-int ics_manager_mask_count(const ics_manager *m) { return m ? (int)m->param_count : 0; }
+int ics_manager_mask_count(const ics_manager *m)
+{
+    return m ? (int)m->param_count : 0;
+}
 const char *ics_manager_mask_name(const ics_manager *m, int i)
 {
     return i >= 0 && (size_t)i < m->param_count ? m->params[i].name : NULL;
@@ -422,8 +442,9 @@ ics_status ics_manager_resume(ics_manager *m, double epoch, ics_error *err)
         mgr_mod *mm = &m->mods[k];
         const ics_modifier *mod = mm->mod;
         if (!start_pending(mm, epoch)) continue;
-        /* the epoch at this step would start it: leave it to before_step */
-        if (mod->start_epoch == epoch) continue;
+        /* a modifier whose start is this epoch (-1: epoch 0) starts at the
+         * next before_step, as in an uninterrupted run */
+        if ((mod->start_epoch < 0 ? 0.0 : mod->start_epoch) >= epoch) continue;
         mm->started = 1;
         if (mod->end_epoch >= 0 && epoch > mod->end_epoch) mm->ended = 1;
         /* the last update an uninterrupted run made before epoch */
@@ -465,7 +486,8 @@ int ics_manager_sparsity(const ics_manager *m, const char **names, double *value
     for (size_t i = 0; i < m->param_count; i++) {
         const mgr_param *pa = &m->params[i];
         size_t z = 0;
-        for (size_t e = 0; e < pa->numel; e++) z += pa->data[e] == 0.0f;
+        for (size_t e = 0; e < pa->numel; e++)
+            z += pa->data[e] == 0.0f;
         zeros += z;
         total += pa->numel;
         if ((int)i < cap) {
@@ -489,7 +511,8 @@ void ics_manager_log_sparsity(const ics_manager *m, double epoch)
         /* one entry at a time: no buffer sized by the model */
         size_t z = 0;
         const mgr_param *pa = &m->params[i];
-        for (size_t e = 0; e < pa->numel; e++) z += pa->data[e] == 0.0f;
+        for (size_t e = 0; e < pa->numel; e++)
+            z += pa->data[e] == 0.0f;
         name = pa->name;
         v = pa->numel ? (double)z / (double)pa->numel : 0.0;
         ics_log_step("sparsity %s %.4f", name, v);
@@ -523,6 +546,7 @@ ics_status ics_manager_finalize(ics_manager *m, ics_error *err)
         mm->ended = 1;
     }
     /* the last masks stay readable (checkpoints), none is applied now */
-    for (size_t i = 0; i < m->param_count; i++) m->params[i].active = 0;
+    for (size_t i = 0; i < m->param_count; i++)
+        m->params[i].active = 0;
     return ICS_OK;
 }

@@ -26,13 +26,13 @@ typedef struct mgr_param {
 /* A pruning modifier's own state. */
 typedef struct mgr_prune {
     size_t count;
-    int *param;      /* indices into ics_manager.params */
-    int *group;      /* sparsity group of each */
-    float **mask;    /* this modifier's masks */
-    double *init;    /* initial sparsity of each (__FROM_PARAM__: measured at start) */
-    int enabled;     /* masks applied */
-    double phase;    /* AC/DC: the current phase index, -1 before the start */
-    double applied;  /* sparsity of group 0 at the last mask update */
+    int *param;     /* indices into ics_manager.params */
+    int *group;     /* sparsity group of each */
+    float **mask;   /* this modifier's masks */
+    double *init;   /* initial sparsity of each (__FROM_PARAM__: measured at start) */
+    int enabled;    /* masks applied */
+    double phase;   /* AC/DC: the current phase index, -1 before the start */
+    double applied; /* sparsity of group 0 at the last mask update */
 } mgr_prune;
 
 /* A TrainableParamsModifier's state. */
@@ -68,7 +68,7 @@ struct ics_manager {
     long *optim_index;   /* per model tensor: the optimizer view index, -1 none */
     float *save;
     size_t save_floats;
-    int frozen_saved;    /* before_step saved the frozen tensors */
+    int frozen_saved; /* before_step saved the frozen tensors */
 };
 
 /* ---- modifier families ------------------------------------------------- */
@@ -110,13 +110,13 @@ void mgr_trainable_after_step(ics_manager *m);
 
 /* Selects model parameters (weights, biases, BN affine) with a recipe's
  * selectors; selected has one flag per model tensor. */
-ics_status mgr_select(const ics_manager *m, const ics_name_list *selectors,
-                      unsigned char *selected, ics_error *err);
+ics_status mgr_select(const ics_manager *m, const ics_name_list *selectors, unsigned char *selected,
+                      ics_error *err);
 
 /* Distillation: the mixed loss and its gradient (modifier_distillation.c). */
 float mgr_distillation_loss(int batch, int classes, const float *student_logits,
                             const int32_t *labels, const float *teacher_logits,
-                            float label_smoothing, double hardness, double temperature,
-                            float scale, float *dlogits, float *probs);
+                            float label_smoothing, double hardness, double temperature, float scale,
+                            float *dlogits, float *probs);
 
 #endif

@@ -24,12 +24,16 @@ static layout layout_of(int ndim, const int64_t *shape, size_t numel)
         l.o = shape[0];
         l.i = shape[1];
         l.k = 1;
-        for (int d = 2; d < ndim; d++) l.k *= shape[d];
+        for (int d = 2; d < ndim; d++)
+            l.k *= shape[d];
     }
     return l;
 }
 
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
 
 /* Number of scoring units of a tensor for a mask kind (N:M: its groups). */
 static int64_t unit_count(const ics_mask_kind *kind, layout l)
@@ -128,8 +132,10 @@ static float select_kth(float *a, int64_t n, int64_t k)
         float pivot = a[lo + (hi - lo) / 2];
         int64_t i = lo, j = hi;
         while (i <= j) {
-            while (a[i] < pivot) i++;
-            while (a[j] > pivot) j--;
+            while (a[i] < pivot)
+                i++;
+            while (a[j] > pivot)
+                j--;
             if (i <= j) {
                 float t = a[i];
                 a[i] = a[j];
@@ -206,7 +212,8 @@ static void nm_mask(const ics_mask_kind *kind, ics_mask_target *t)
 
 static void fill_ones(ics_mask_target *t)
 {
-    for (size_t e = 0; e < t->numel; e++) t->mask[e] = 1.0f;
+    for (size_t e = 0; e < t->numel; e++)
+        t->mask[e] = 1.0f;
 }
 
 /* Writes the mask of one tensor from its units' pruned flags. */
@@ -222,8 +229,7 @@ ics_status ics_mask_compute_layerwise(const ics_mask_kind *kind, ics_mask_target
 {
     for (size_t t = 0; t < count; t++) {
         ics_mask_target *tg = &targets[t];
-        ics_status st =
-            ics_mask_check(kind, tg->name, tg->ndim, tg->shape, err);
+        ics_status st = ics_mask_check(kind, tg->name, tg->ndim, tg->shape, err);
         if (st != ICS_OK) return st;
         if (!(sparsity[t] > 0)) {
             fill_ones(tg);
@@ -273,7 +279,8 @@ ics_status ics_mask_compute_global(const ics_mask_kind *kind, ics_mask_target *t
         /* N:M is a per-group rule: the same mask whichever the scope */
         double *s = ics_malloc((count ? count : 1) * sizeof *s, "mask sparsities", err);
         if (!s) return ICS_ERR_NOMEM;
-        for (size_t t = 0; t < count; t++) s[t] = sparsity;
+        for (size_t t = 0; t < count; t++)
+            s[t] = sparsity;
         ics_status st = ics_mask_compute_layerwise(kind, targets, count, s, err);
         free(s);
         return st;
@@ -282,21 +289,22 @@ ics_status ics_mask_compute_global(const ics_mask_kind *kind, ics_mask_target *t
     int64_t *first = ics_malloc((count + 1) * sizeof *first, "mask unit offsets", err);
     if (!first) return ICS_ERR_NOMEM;
     for (size_t t = 0; t < count; t++) {
-        ics_status st = ics_mask_check(kind, targets[t].name, targets[t].ndim, targets[t].shape, err);
+        ics_status st =
+            ics_mask_check(kind, targets[t].name, targets[t].ndim, targets[t].shape, err);
         if (st != ICS_OK) {
             free(first);
             return st;
         }
         first[t] = total_units;
-        total_units += unit_count(kind, layout_of(targets[t].ndim, targets[t].shape,
-                                                  targets[t].numel));
+        total_units +=
+            unit_count(kind, layout_of(targets[t].ndim, targets[t].shape, targets[t].numel));
         total_elems += (int64_t)targets[t].numel;
     }
     first[count] = total_units;
-    float *score = ics_malloc((size_t)(total_units ? total_units : 1) * sizeof *score,
-                              "mask scores", err);
-    uint32_t *size = ics_malloc((size_t)(total_units ? total_units : 1) * sizeof *size,
-                                "mask unit sizes", err);
+    float *score =
+        ics_malloc((size_t)(total_units ? total_units : 1) * sizeof *score, "mask scores", err);
+    uint32_t *size =
+        ics_malloc((size_t)(total_units ? total_units : 1) * sizeof *size, "mask unit sizes", err);
     unsigned char *pruned = ics_malloc((size_t)(total_units ? total_units : 1), "mask flags", err);
     ics_status st = ICS_OK;
     if (!score || !size || !pruned) {
@@ -318,9 +326,11 @@ ics_status ics_mask_compute_global(const ics_mask_kind *kind, ics_mask_target *t
             st = ICS_ERR_NOMEM;
             goto done;
         }
-        for (int64_t u = 0; u < total_units; u++) r[u] = (ranked_unit){score[u], size[u], u};
+        for (int64_t u = 0; u < total_units; u++)
+            r[u] = (ranked_unit){score[u], size[u], u};
         qsort(r, (size_t)total_units, sizeof *r, ranked_cmp);
-        for (int64_t u = 0; u < total_units; u++) pruned[u] = 0;
+        for (int64_t u = 0; u < total_units; u++)
+            pruned[u] = 0;
         int64_t zeroed = 0;
         for (int64_t u = 0; u < total_units && zeroed + r[u].size <= budget; u++) {
             pruned[r[u].index] = 1;
@@ -329,7 +339,8 @@ ics_status ics_mask_compute_global(const ics_mask_kind *kind, ics_mask_target *t
         free(r);
     }
     if (st == ICS_OK)
-        for (size_t t = 0; t < count; t++) write_mask(kind, &targets[t], pruned + first[t]);
+        for (size_t t = 0; t < count; t++)
+            write_mask(kind, &targets[t], pruned + first[t]);
 done:
     free(first);
     free(score);

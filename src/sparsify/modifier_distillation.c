@@ -22,7 +22,8 @@ static double logsumexp(const float *x, int n, double t)
     for (int k = 0; k < n; k++)
         if (x[k] / t > mx) mx = x[k] / t;
     double sum = 0;
-    for (int k = 0; k < n; k++) sum += exp(x[k] / t - mx);
+    for (int k = 0; k < n; k++)
+        sum += exp(x[k] / t - mx);
     return mx + log(sum);
 }
 

@@ -51,7 +51,8 @@ ics_status mgr_prune_create(ics_manager *m, mgr_mod *mm, ics_error *err)
     }
     mm->prune = p;
     p->phase = -1;
-    for (int i = 0; i < nt; i++) group_of[i] = -1;
+    for (int i = 0; i < nt; i++)
+        group_of[i] = -1;
     /* ConstantPruningModifier has no sparsity groups: its params are one */
     size_t ngroups = s->group_count ? s->group_count : 1;
     for (size_t g = 0; g < ngroups; g++) {
@@ -94,7 +95,8 @@ ics_status mgr_prune_create(ics_manager *m, mgr_mod *mm, ics_error *err)
             st = ICS_ERR_NOMEM;
             goto done;
         }
-        for (int64_t e = 0; e < info->numel; e++) p->mask[k][e] = 1.0f;
+        for (int64_t e = 0; e < info->numel; e++)
+            p->mask[k][e] = 1.0f;
         k++;
     }
 done:
@@ -107,7 +109,8 @@ void mgr_prune_destroy(mgr_prune *p)
 {
     if (!p) return;
     if (p->mask)
-        for (size_t j = 0; j < p->count; j++) free(p->mask[j]);
+        for (size_t j = 0; j < p->count; j++)
+            free(p->mask[j]);
     free(p->mask);
     free(p->param);
     free(p->group);
@@ -118,7 +121,8 @@ void mgr_prune_destroy(mgr_prune *p)
 static double zero_fraction(const float *x, size_t n, size_t *zeros)
 {
     size_t z = 0;
-    for (size_t i = 0; i < n; i++) z += x[i] == 0.0f;
+    for (size_t i = 0; i < n; i++)
+        z += x[i] == 0.0f;
     if (zeros) *zeros = z;
     return n ? (double)z / (double)n : 0.0;
 }
@@ -146,7 +150,8 @@ static ics_status compute_masks(ics_manager *m, mgr_mod *mm, int g, const double
         for (size_t j = 0; j < p->count; j++) {
             if ((size_t)p->group[j] != grp) continue;
             const mgr_param *pa = &m->params[p->param[j]];
-            t[n] = (ics_mask_target){pa->name, pa->data, p->mask[j], pa->ndim, pa->shape, pa->numel};
+            t[n] =
+                (ics_mask_target){pa->name, pa->data, p->mask[j], pa->ndim, pa->shape, pa->numel};
             s[n] = target[j];
             n++;
         }
@@ -193,7 +198,8 @@ static void constant_masks(ics_manager *m, mgr_prune *p)
 {
     for (size_t j = 0; j < p->count; j++) {
         const mgr_param *pa = &m->params[p->param[j]];
-        for (size_t e = 0; e < pa->numel; e++) p->mask[j][e] = pa->data[e] != 0.0f ? 1.0f : 0.0f;
+        for (size_t e = 0; e < pa->numel; e++)
+            p->mask[j][e] = pa->data[e] != 0.0f ? 1.0f : 0.0f;
     }
 }
 
@@ -240,8 +246,8 @@ static ics_status acdc_update(ics_manager *m, mgr_mod *mm, double epoch, ics_err
     if (st != ICS_OK) return st;
     if (!compressed && p->phase >= 1 && mod->u.pruning.momentum_buffer_reset && m->optim) {
         ics_optim_zero_momentum(m->optim);
-        ICS_INFO("ACDCPruningModifier (line %d): epoch %g: dense phase, momentum reset",
-                 mod->line, epoch);
+        ICS_INFO("ACDCPruningModifier (line %d): epoch %g: dense phase, momentum reset", mod->line,
+                 epoch);
     }
     p->phase = phase;
     p->applied = compressed ? mod->u.pruning.compression_sparsity : 0.0;

@@ -33,7 +33,8 @@ ics_status mgr_trainable_create(ics_manager *m, mgr_mod *mm, ics_error *err)
         free(sel);
         return ics_error_prefix(err, "TrainableParamsModifier (line %d): ", mm->mod->line);
     }
-    for (int i = 0; i < nt; i++) t->count += sel[i];
+    for (int i = 0; i < nt; i++)
+        t->count += sel[i];
     t->tensor = ics_malloc((t->count ? t->count : 1) * sizeof *t->tensor, "trainable tensors", err);
     t->was = ics_calloc(t->count ? t->count : 1, 1, "trainable flags", err);
     if (!t->tensor || !t->was) {
@@ -80,7 +81,8 @@ void mgr_trainable_start(ics_manager *m, mgr_mod *mm)
 void mgr_trainable_end(ics_manager *m, mgr_mod *mm)
 {
     mgr_trainable *t = mm->trainable;
-    for (size_t j = 0; j < t->count; j++) m->frozen[t->tensor[j]] = t->was[j];
+    for (size_t j = 0; j < t->count; j++)
+        m->frozen[t->tensor[j]] = t->was[j];
 }
 
 /* Copies a frozen tensor and its optimizer state to (dir 0) or from (dir 1)

@@ -78,9 +78,12 @@ static int rig_open(rig *g, const char *arch, const char *recipe_text)
     for (int i = 0; i < nt; i++) {
         const ics_tensor_info *t = ics_model_tensor(g->model, i);
         if (t->kind == ICS_TENSOR_BUFFER || t->kind == ICS_TENSOR_COUNTER) continue;
-        g->views[g->nviews++] = (ics_param_view){t->name, ics_model_tensor_data(g->model, i),
+        g->views[g->nviews++] = (ics_param_view){t->name,
+                                                 ics_model_tensor_data(g->model, i),
                                                  ics_model_tensor_grad(g->model, i),
-                                                 (size_t)t->numel, t->ndim, 0};
+                                                 (size_t)t->numel,
+                                                 t->ndim,
+                                                 0};
     }
     ics_optim_assign_groups(g->views, g->nviews, 1);
     ics_optim_hparams hp;
@@ -129,7 +132,8 @@ static int rig_backward(rig *g, double epoch)
     const ics_model_options *o = ics_model_get_options(g->model);
     size_t in = (size_t)g->batch * o->in_h * o->in_w * o->in_channels;
     ics_test_fill_uniform(g->x, in, -1, 1, &g->rng);
-    for (int i = 0; i < g->batch; i++) g->y[i] = (int32_t)((g->rng >> 33) % 10 + (unsigned)i) % 10;
+    for (int i = 0; i < g->batch; i++)
+        g->y[i] = (int32_t)((g->rng >> 33) % 10 + (unsigned)i) % 10;
     const float *logits;
     if (ics_model_forward(g->model, g->x, g->batch, &logits, &err) != ICS_OK) return -1;
     ics_manager_loss(g->mgr, epoch, g->batch, g->classes, logits, g->y, NULL, 0.0f, 1.0f,
@@ -166,11 +170,13 @@ static float *tensor(rig *g, const char *name, int64_t *numel)
 static int64_t zeros_of(const float *x, int64_t n)
 {
     int64_t z = 0;
-    for (int64_t i = 0; i < n; i++) z += x[i] == 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        z += x[i] == 0.0f;
     return z;
 }
 
-static const char *const prunable[] = {"features.0.weight", "features.4.weight", "classifier.weight"};
+static const char *const prunable[] = {"features.0.weight", "features.4.weight",
+                                       "classifier.weight"};
 
 /* ---- schedule and exact sparsity --------------------------------------- */
 
@@ -213,7 +219,8 @@ static void test_gmp_schedule(void)
             CU_ASSERT_EQUAL(zeros_of(w, n), llround(s * (double)n));
             /* gradients of pruned weights are zero before the step */
             int64_t bad = 0;
-            for (int64_t e = 0; e < n; e++) bad += w[e] == 0.0f && gr[e] != 0.0f;
+            for (int64_t e = 0; e < n; e++)
+                bad += w[e] == 0.0f && gr[e] != 0.0f;
             CU_ASSERT_EQUAL(bad, 0);
         }
         ics_optim_step(g.optim);
@@ -227,7 +234,8 @@ static void test_gmp_schedule(void)
             float *mask = ics_manager_mask_data(g.mgr, l);
             CU_ASSERT_STRING_EQUAL(ics_manager_mask_name(g.mgr, l), prunable[l]);
             int64_t agree = 0;
-            for (int64_t e = 0; e < n; e++) agree += (mask[e] == 0.0f) == (w[e] == 0.0f);
+            for (int64_t e = 0; e < n; e++)
+                agree += (mask[e] == 0.0f) == (w[e] == 0.0f);
             CU_ASSERT_EQUAL(agree, n);
         }
     }
@@ -377,14 +385,17 @@ static void test_nm_masks(void)
     int64_t n = 0;
     float *lw = tensor(&g, "classifier.weight", &n);
     int64_t lbad = 0;
-    for (int64_t gidx = 0; gidx < n / 4; gidx++) lbad += zeros_of(lw + gidx * 4, 4) != 2;
+    for (int64_t gidx = 0; gidx < n / 4; gidx++)
+        lbad += zeros_of(lw + gidx * 4, 4) != 2;
     CU_ASSERT_EQUAL(lbad, 0);
     float *w0 = tensor(&g, "features.0.weight", &n);
     CU_ASSERT_EQUAL(zeros_of(w0, n), 0);
     /* the structure survives more steps with momentum */
-    for (int64_t s = 1; s < 6; s++) CU_ASSERT_FATAL(rig_step(&g, s, 3) == 0);
+    for (int64_t s = 1; s < 6; s++)
+        CU_ASSERT_FATAL(rig_step(&g, s, 3) == 0);
     lbad = 0;
-    for (int64_t gidx = 0; gidx < n / 4; gidx++) lbad += zeros_of(lw + gidx * 4, 4) < 2;
+    for (int64_t gidx = 0; gidx < n / 4; gidx++)
+        lbad += zeros_of(lw + gidx * 4, 4) < 2;
     CU_ASSERT_EQUAL(lbad, 0);
     rig_close(&g);
 }
@@ -435,7 +446,8 @@ static void test_structured_masks(void)
         for (int64_t k = 0; k < K; k++)
             for (int64_t i0 = 0; i0 < I; i0 += 4) {
                 int z = 0;
-                for (int64_t a = 0; a < 4; a++) z += w[(o * I + i0 + a) * K + k] == 0.0f;
+                for (int64_t a = 0; a < 4; a++)
+                    z += w[(o * I + i0 + a) * K + k] == 0.0f;
                 mixed += z != 0 && z != 4;
                 zero_blocks += z == 4;
             }
@@ -466,7 +478,8 @@ static void test_structured_masks(void)
     for (int64_t i = 0; i < I; i++) {
         int64_t z = 0;
         for (int64_t o = 0; o < O; o++)
-            for (int64_t k = 0; k < K; k++) z += w[(o * I + i) * K + k] == 0.0f;
+            for (int64_t k = 0; k < K; k++)
+                z += w[(o * I + i) * K + k] == 0.0f;
         zero_channels += z == O * K;
         partial += z != 0 && z != O * K;
     }
@@ -511,12 +524,14 @@ static void test_acdc(void)
         if (step == 2 * spe) {
             /* entering the dense phase after a compressed one */
             size_t nonzero = 0;
-            for (size_t i = 0; i < slab_n; i++) nonzero += slab[i] != 0.0f;
+            for (size_t i = 0; i < slab_n; i++)
+                nonzero += slab[i] != 0.0f;
             CU_ASSERT_EQUAL(nonzero, 0);
         }
         if (step == spe + 1) {
             size_t nonzero = 0;
-            for (size_t i = 0; i < slab_n; i++) nonzero += slab[i] != 0.0f;
+            for (size_t i = 0; i < slab_n; i++)
+                nonzero += slab[i] != 0.0f;
             CU_ASSERT(nonzero > 0); /* no reset inside a phase */
         }
         ics_optim_step(g.optim);
@@ -595,7 +610,8 @@ static void test_lr_functions(void)
         else
             want = 0.03 + 0.0 * (0.003 - 0.03); /* stays at its value at end_epoch 7 */
         double got = lr_after_before_step(&g, step, spe);
-        if (fabs(got - want) > 1e-12) fprintf(stderr, "step %lld: lr %g want %g\n", (long long)step, got, want);
+        if (fabs(got - want) > 1e-12)
+            fprintf(stderr, "step %lld: lr %g want %g\n", (long long)step, got, want);
         CU_ASSERT_DOUBLE_EQUAL(got, want, 1e-12);
     }
     rig_close(&g);
@@ -641,7 +657,8 @@ static void test_lr_classes(void)
         else
             want = 0.04 * pow(0.9, floor(e - 6.0));
         double got = lr_after_before_step(&g, step, spe);
-        if (fabs(got - want) > 1e-12) fprintf(stderr, "step %lld: lr %g want %g\n", (long long)step, got, want);
+        if (fabs(got - want) > 1e-12)
+            fprintf(stderr, "step %lld: lr %g want %g\n", (long long)step, got, want);
         CU_ASSERT_DOUBLE_EQUAL(got, want, 1e-12);
     }
     /* pure: the same values without stepping (resume) */
@@ -719,7 +736,8 @@ static void test_no_recipe(void)
     CU_ASSERT_FALSE(ics_manager_controls_lr(g.mgr));
     CU_ASSERT_FALSE(ics_manager_distillation_active(g.mgr, 0));
     CU_ASSERT_FALSE(ics_manager_qat_active(g.mgr, 0));
-    for (int64_t s = 0; s < 3; s++) CU_ASSERT_FATAL(rig_step(&g, s, 3) == 0);
+    for (int64_t s = 0; s < 3; s++)
+        CU_ASSERT_FATAL(rig_step(&g, s, 3) == 0);
     CU_ASSERT_DOUBLE_EQUAL(ics_optim_lr(g.optim), 0.05, 0);
     ics_error err;
     CU_ASSERT(ics_manager_finalize(g.mgr, &err) == ICS_OK);
@@ -750,7 +768,8 @@ static void test_resume(void)
     rig a;
     CU_ASSERT_FATAL(rig_open(&a, "simple_cnn", recipe) == 0);
     const int64_t spe = 4;
-    for (int64_t s = 0; s < 2 * spe; s++) CU_ASSERT_FATAL(rig_step(&a, s, spe) == 0);
+    for (int64_t s = 0; s < 2 * spe; s++)
+        CU_ASSERT_FATAL(rig_step(&a, s, spe) == 0);
     /* a second manager on the same model and optimizer, resumed at epoch 2 */
     ics_manager *b = NULL;
     ics_error err;
@@ -786,11 +805,14 @@ static void test_constant_and_leave_enabled(void)
     CU_ASSERT_FATAL(rig_open(&g, "simple_cnn", recipe) == 0);
     int64_t n = 0;
     float *w = tensor(&g, "classifier.weight", &n);
-    for (int64_t e = 0; e < n; e += 3) w[e] = 0.0f;
+    for (int64_t e = 0; e < n; e += 3)
+        w[e] = 0.0f;
     int64_t z0 = zeros_of(w, n);
-    for (int64_t s = 0; s < 6; s++) CU_ASSERT_FATAL(rig_step(&g, s, 3) == 0);
+    for (int64_t s = 0; s < 6; s++)
+        CU_ASSERT_FATAL(rig_step(&g, s, 3) == 0);
     int64_t kept = 0;
-    for (int64_t e = 0; e < n; e += 3) kept += w[e] == 0.0f;
+    for (int64_t e = 0; e < n; e += 3)
+        kept += w[e] == 0.0f;
     CU_ASSERT_EQUAL(kept, (n + 2) / 3);
     CU_ASSERT_EQUAL(zeros_of(w, n), z0);
     CU_ASSERT(ics_manager_pruning_ended(g.mgr, 0.0));
@@ -807,9 +829,11 @@ static void test_constant_and_leave_enabled(void)
              "    params: ['classifier.weight']\n";
     CU_ASSERT_FATAL(rig_open(&g, "simple_cnn", recipe) == 0);
     w = tensor(&g, "classifier.weight", &n);
-    for (int64_t s = 0; s < 3; s++) CU_ASSERT_FATAL(rig_step(&g, s, 3) == 0);
+    for (int64_t s = 0; s < 3; s++)
+        CU_ASSERT_FATAL(rig_step(&g, s, 3) == 0);
     CU_ASSERT_EQUAL(zeros_of(w, n), llround(0.5 * n));
-    for (int64_t s = 3; s < 6; s++) CU_ASSERT_FATAL(rig_step(&g, s, 3) == 0);
+    for (int64_t s = 3; s < 6; s++)
+        CU_ASSERT_FATAL(rig_step(&g, s, 3) == 0);
     CU_ASSERT(zeros_of(w, n) < n / 10); /* regrown: the masks are off */
     rig_close(&g);
 }
@@ -849,7 +873,8 @@ static void test_distillation_loss(void)
     /* teacher == student: KL = 0, loss = (1-h) CE, gradient (1-h) dCE */
     float same = ics_manager_loss(g.mgr, 2.0, B, C, s, y, s, 0.1f, 1.0f, d, p);
     CU_ASSERT_DOUBLE_EQUAL(same, 0.3 * ce, 1e-5);
-    for (int i = 0; i < B * C; i++) CU_ASSERT_DOUBLE_EQUAL(d[i], 0.3 * d2[i], 1e-6);
+    for (int i = 0; i < B * C; i++)
+        CU_ASSERT_DOUBLE_EQUAL(d[i], 0.3 * d2[i], 1e-6);
     /* finite differences of the mixed loss */
     ics_manager_loss(g.mgr, 2.0, B, C, s, y, t, 0.1f, 1.0f, d, p);
     int64_t bad = 0;
@@ -1025,8 +1050,7 @@ static char *upstream(const char *name)
     return path;
 }
 
-static ics_status bind_upstream(const char *file, const char *arch, ics_error *err,
-                                int *masks)
+static ics_status bind_upstream(const char *file, const char *arch, ics_error *err, int *masks)
 {
     ics_recipe *r = NULL;
     ics_status st = ics_recipe_load_file(upstream(file), NULL, &r, err);
@@ -1074,7 +1098,6 @@ static void test_upstream_recipes(void)
     CU_ASSERT_EQUAL(st, ICS_ERR_NOT_IMPLEMENTED);
 }
 
-
 /* The upstream AC/DC recipe with torchvision selectors
  * (tests/fixtures/manager/mobilenet-acdc-torchvision.yaml) on
  * mobilenet_v2: every conv and linear weight masked, max_epochs 100, the
@@ -1109,7 +1132,8 @@ static void test_mobilenet_acdc_fixture(void)
     CU_ASSERT_DOUBLE_EQUAL(ics_manager_lr_at(m, 5.0, 1), 0.256, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(ics_manager_lr_at(m, 100.0, 1), 0.0512, 1e-12);
     int64_t total = 0;
-    for (int i = 0; i < ics_manager_mask_count(m); i++) total += ics_manager_mask_numel(m, i);
+    for (int i = 0; i < ics_manager_mask_count(m); i++)
+        total += ics_manager_mask_numel(m, i);
     for (int epoch = 0; epoch <= 100; epoch++) {
         CU_ASSERT_FATAL(ics_manager_before_step(m, epoch, 1, &err) == ICS_OK);
         CU_ASSERT_FATAL(ics_manager_after_step(m, epoch, &err) == ICS_OK);

@@ -51,7 +51,8 @@ static void test_distillation_vs_torch(void)
     uint64_t rng = 123;
     ics_test_fill_uniform(s, B * C, -3, 3, &rng);
     ics_test_fill_uniform(t, B * C, -3, 3, &rng);
-    for (int i = 0; i < B; i++) y[i] = (i * 5 + 2) % C;
+    for (int i = 0; i < B; i++)
+        y[i] = (i * 5 + 2) % C;
     char *dir = ics_test_tmpdir("manager_torch");
     int64_t shape[2] = {B, C}, yshape[1] = {B};
     CU_ASSERT_FATAL(ics_test_npy_write_f32(dir, "s", s, shape, 2) == 0);
@@ -86,7 +87,8 @@ static void test_distillation_vs_torch(void)
         /* scale multiplies the gradient (accumulation) */
         float d2[B * C];
         ics_manager_loss(m, 0.5, B, C, s, y, t, (float)configs[k][2], 0.25f, d2, probs);
-        for (int i = 0; i < B * C; i++) CU_ASSERT_DOUBLE_EQUAL(d2[i], 0.25 * d[i], 1e-7);
+        for (int i = 0; i < B * C; i++)
+            CU_ASSERT_DOUBLE_EQUAL(d2[i], 0.25 * d[i], 1e-7);
         free(want_loss);
         free(want_grad);
         ics_manager_destroy(m);
@@ -98,8 +100,7 @@ static void test_distillation_vs_torch(void)
 }
 
 /* One LearningRateModifier per scheduler; lr_at each step vs torch. */
-static void check_lr(const char *dir, const char *ref, const char *recipe, double start,
-                     int steps)
+static void check_lr(const char *dir, const char *ref, const char *recipe, double start, int steps)
 {
     ics_model *model = small_model();
     ics_recipe *r = NULL;
@@ -110,7 +111,8 @@ static void check_lr(const char *dir, const char *ref, const char *recipe, doubl
     float *want = ics_test_npy_read_f32(dir, ref, sh, &nd);
     CU_ASSERT_FATAL(want != NULL && sh[0] == steps);
     float *got = malloc((size_t)steps * sizeof *got);
-    for (int k = 0; k < steps; k++) got[k] = (float)ics_manager_lr_at(m, start + k / 4.0, 4);
+    for (int k = 0; k < steps; k++)
+        got[k] = (float)ics_manager_lr_at(m, start + k / 4.0, 4);
     ICS_ASSERT_CLOSE(ref, got, want, (size_t)steps, 1e-9, 1e-5);
     free(got);
     free(want);
