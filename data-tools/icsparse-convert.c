@@ -104,7 +104,8 @@ static ics_status run(ics_app *app, ics_error *err)
     ics_raw_dataset raw;
     int image_size = (int)ics_config_int(cfg, "data.image_size");
     const char *const *class_names = entry && strcmp(entry->name, "fashion-mnist") == 0 ? ics_fashion_mnist_classes : NULL;
-    st = ics_source_prepare_and_load((ics_source_format)format, source, entry, data_dir, class_names, image_size, &raw, err);
+    st = ics_source_prepare_and_load((ics_source_format)format, source, entry, data_dir, class_names, image_size,
+                                     progress_bar, NULL, &raw, err);
     if (st) {
         free(located);
         return st;

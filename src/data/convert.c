@@ -127,6 +127,35 @@ static ics_status gather(const ics_raw_split *src, const int64_t *rows, int64_t 
     return ICS_OK;
 }
 
+/* ics_dataset_write_file in blocks of rows, reporting progress. */
+static ics_status write_with_progress(const char *path, const ics_dataset_meta *meta,
+                                      const ics_dataset_write_options *wo, const uint8_t *const images[3],
+                                      const int32_t *const labels[3], const int64_t counts[3], size_t image_bytes,
+                                      const ics_convert_options *options, ics_error *err)
+{
+    enum { BLOCK = 4096 };
+    ics_dataset_writer *w;
+    ics_status st = ics_dataset_writer_create(path, meta, wo, &w, err);
+    if (st) return st;
+    int64_t total = counts[0] + counts[1] + counts[2], done = 0;
+    for (int s = 0; s < 3 && !st; s++) {
+        if (counts[s] <= 0) continue;
+        st = ics_dataset_writer_create_split(w, ics_dataset_splits[s], counts[s], err);
+        for (int64_t first = 0; !st && first < counts[s]; first += BLOCK) {
+            int64_t n = counts[s] - first < BLOCK ? counts[s] - first : BLOCK;
+            st = ics_dataset_writer_write(w, ics_dataset_splits[s], first, n, images[s] + (size_t)first * image_bytes,
+                                          labels[s] + first, err);
+            done += n;
+            if (!st && options->progress) options->progress(options->progress_ctx, "writing", done, total);
+        }
+    }
+    if (st) {
+        ics_dataset_writer_abort(w);
+        return st;
+    }
+    return ics_dataset_writer_commit(w, err);
+}
+
 ics_status ics_convert_write(const ics_raw_dataset *raw, const char *path,
                              const ics_convert_options *options, ics_error *err)
 {
@@ -148,13 +177,11 @@ ics_status ics_convert_write(const ics_raw_dataset *raw, const char *path,
     if (!st) st = ics_dataset_meta_copy(&meta, m, err);
     if (!st) {
         ics_image_stats(images[0], n_train, (int64_t)m->height * m->width, m->channels, meta.mean, meta.std);
-        if (options->progress) options->progress(options->progress_ctx, "writing", 0, 1);
         ics_dataset_write_options wo = {options->deflate_level, 0};
         const uint8_t *const im[3] = {images[0], images[1], raw->test.images};
         const int32_t *const lb[3] = {labels[0], labels[1], raw->test.labels};
         const int64_t counts[3] = {n_train, n_val, raw->test.count};
-        st = ics_dataset_write_file(path, &meta, &wo, im, lb, counts, err);
-        if (!st && options->progress) options->progress(options->progress_ctx, "writing", 1, 1);
+        st = write_with_progress(path, &meta, &wo, im, lb, counts, image_bytes, options, err);
     }
     ics_dataset_meta_clear(&meta);
     for (int s = 0; s < 2; s++) {

@@ -10,6 +10,7 @@
  */
 #include "ics_build_config.h"
 #include "data/raw.h"
+#include "data/convert.h"
 #include "data/image_decode.h"
 #include "data/sha256.h"
 #include "core/alloc.h"
@@ -21,7 +22,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-ics_status ics_folder_load(const char *dir, int image_size, ics_raw_dataset *raw, ics_error *err);
+ics_status ics_folder_load(const char *dir, int image_size, ics_progress_fn progress, void *progress_ctx,
+                           ics_raw_dataset *raw, ics_error *err);
 
 static int is_dir(const char *path)
 {
@@ -78,7 +80,8 @@ static ics_status list_classes(const char *dir, char ***names, int *count, ics_e
 /* Decodes every image of split_dir/CLASS/ into split; digest covers the
  * file bytes in order. */
 static ics_status load_split(const char *split_dir, char **classes, int num_classes, int size, ics_raw_split *split,
-                             ics_sha256 *digest, ics_error *err)
+                             ics_sha256 *digest, ics_progress_fn progress, void *ctx, int64_t done_before,
+                             ics_error *err)
 {
     size_t image_bytes = (size_t)size * size * 3;
     int64_t cap = 0;
@@ -130,12 +133,14 @@ static ics_status load_split(const char *split_dir, char **classes, int num_clas
             free(rgb);
         }
         free_list(files, n);
+        if (progress) progress(ctx, "decoding", done_before + c + 1, 2 * (int64_t)num_classes);
     }
     if (!st && split->count == 0) st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: no JPEG or PNG images", split_dir);
     return st;
 }
 
-ics_status ics_folder_load(const char *dir, int image_size, ics_raw_dataset *raw, ics_error *err)
+ics_status ics_folder_load(const char *dir, int image_size, ics_progress_fn progress, void *progress_ctx,
+                           ics_raw_dataset *raw, ics_error *err)
 {
     memset(raw, 0, sizeof *raw);
     if (image_size <= 0)
@@ -154,8 +159,10 @@ ics_status ics_folder_load(const char *dir, int image_size, ics_raw_dataset *raw
      * of the archive, but any change of content shows. */
     ics_sha256 digest;
     ics_sha256_init(&digest);
-    st = load_split(train, classes, num_classes, image_size, &raw->train, &digest, err);
-    if (!st) st = load_split(test, classes, num_classes, image_size, &raw->test, &digest, err);
+    st = load_split(train, classes, num_classes, image_size, &raw->train, &digest, progress, progress_ctx, 0, err);
+    if (!st)
+        st = load_split(test, classes, num_classes, image_size, &raw->test, &digest, progress, progress_ctx,
+                        num_classes, err);
     if (!st) st = ics_dataset_meta_set_classes(&raw->meta, (const char *const *)classes, num_classes, err);
     for (int i = 0; i < num_classes; i++) free(classes[i]);
     free(classes);

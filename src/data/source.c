@@ -13,7 +13,8 @@
 
 /* Decoders implemented in their own files (cifar.c, folder.c). */
 ics_status ics_cifar_load(const char *archive, int classes, ics_raw_dataset *raw, ics_error *err);
-ics_status ics_folder_load(const char *dir, int image_size, ics_raw_dataset *raw, ics_error *err);
+ics_status ics_folder_load(const char *dir, int image_size, ics_progress_fn progress, void *progress_ctx,
+                           ics_raw_dataset *raw, ics_error *err);
 
 ics_status ics_source_load(ics_source_format format, const char *path, const char *const *class_names,
                            int image_size, ics_raw_dataset *raw, ics_error *err)
@@ -22,7 +23,7 @@ ics_status ics_source_load(ics_source_format format, const char *path, const cha
     case ICS_SOURCE_IDX: return ics_idx_load_dir(path, class_names ? class_names : ics_mnist_classes, raw, err);
     case ICS_SOURCE_CIFAR10: return ics_cifar_load(path, 10, raw, err);
     case ICS_SOURCE_CIFAR100: return ics_cifar_load(path, 100, raw, err);
-    case ICS_SOURCE_FOLDER: return ics_folder_load(path, image_size, raw, err);
+    case ICS_SOURCE_FOLDER: return ics_folder_load(path, image_size, NULL, NULL, raw, err);
     }
     return ICS_FAIL(err, ICS_ERR_INVALID, "unknown source format %d", (int)format);
 }
@@ -98,10 +99,13 @@ ics_status ics_source_locate(const ics_catalog_entry *entry, const char *data_di
 ics_status ics_source_prepare_and_load(ics_source_format format, const char *path,
                                        const ics_catalog_entry *entry, const char *data_dir,
                                        const char *const *class_names, int image_size,
-                                       ics_raw_dataset *raw, ics_error *err)
+                                       ics_progress_fn progress, void *progress_ctx, ics_raw_dataset *raw,
+                                       ics_error *err)
 {
     (void)data_dir;
     struct stat sb;
+    if (format == ICS_SOURCE_FOLDER && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return ics_folder_load(path, image_size, progress, progress_ctx, raw, err);
     if (format != ICS_SOURCE_FOLDER || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
         return ics_source_load(format, path, class_names, image_size, raw, err);
     char *dest = ics_malloc(strlen(path) + 4, "path", err);
@@ -126,7 +130,7 @@ ics_status ics_source_prepare_and_load(ics_source_format format, const char *pat
         root = dirs == 1 ? join(dest, top, err) : ics_strdup(dest, err);
     }
     if (!st && !root) st = ICS_ERR_NOMEM;
-    if (!st) st = ics_source_load(format, root, class_names, image_size, raw, err);
+    if (!st) st = ics_folder_load(root, image_size, progress, progress_ctx, raw, err);
     free(root);
     free(dest);
     return st;

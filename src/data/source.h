@@ -9,6 +9,7 @@
 
 #include <icsparse/status.h>
 #include "data/catalog.h"
+#include "data/convert.h"
 #include "data/raw.h"
 
 /* Decodes the source at path (a directory for idx and folder, the
@@ -33,9 +34,11 @@ char *ics_source_download_dir(const ics_catalog_entry *entry, const char *data_d
 /* ics_source_load, after unpacking when needed: a folder source given as
  * an archive (.tgz, .tar.gz, .tar) is extracted safely beside it (into
  * ARCHIVE.d/) and read from its single top directory, or from
- * entry->folder_root when the catalog names one. */
+ * entry->folder_root when the catalog names one. progress (may be NULL)
+ * hears about folder decoding, class by class. */
 ics_status ics_source_prepare_and_load(ics_source_format format, const char *path,
                                        const ics_catalog_entry *entry, const char *data_dir,
                                        const char *const *class_names, int image_size,
-                                       ics_raw_dataset *raw, ics_error *err);
+                                       ics_progress_fn progress, void *progress_ctx, ics_raw_dataset *raw,
+                                       ics_error *err);
 #endif
