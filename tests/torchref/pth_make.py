@@ -17,12 +17,15 @@ Usage: pth_make.py DIR. Writes into DIR:
   recipe.txt        the checkpoint's recipe text
   plain_pN.pkl, plain_pN.txt  a plain object pickled with protocol N and
                     its canonical dump (the format of dump() in test_pth.c)
+Then, when DIR holds sd_c.pth (written by test_pth.c), runs pth_check.py DIR.
 """
 import argparse
 import collections
 import io
 import math
+import os
 import pickle
+import runpy
 import struct
 import sys
 import zipfile
@@ -186,4 +189,9 @@ for proto in (2, 3, 4, 5):
         pickle.dump(plain, f, protocol=proto)
     with open(f"{out}/plain_p{proto}.txt", "w") as f:
         f.write(dump(plain))
+# The files test_pth.c wrote with icsparse's writer, when present: checked
+# in this same run, so that torch starts once per test program.
+if os.path.exists(f"{out}/sd_c.pth"):
+    sys.argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "pth_check.py"), out]
+    runpy.run_path(sys.argv[0], run_name="__main__")
 print("ok")

@@ -1,5 +1,6 @@
 /* .pth reading and writing checked against the real torch.save / torch.load
- * (tests/torchref/pth_make.py and pth_check.py run with $PYTHON_TORCH).
+ * (tests/torchref/pth_make.py, which also runs pth_check.py, with
+ * $PYTHON_TORCH).
  * Exits 77 (skip) when torch is not available. */
 #include "ics_build_config.h"
 #include "test_util.h"
@@ -380,7 +381,7 @@ static ics_pv *str_value(ics_pv_arena *arena, const char *s)
  * here are spelled out again there. */
 static void test_writer_read_by_torch(void)
 {
-    char *dir = ics_test_tmpdir("pthw");
+    const char *dir = fixtures;
     ics_error err;
     ics_pv_arena *arena = ics_pv_arena_create(&err);
     char *p = path_in(dir, "expect_c.txt");
@@ -511,9 +512,23 @@ static void test_writer_read_by_torch(void)
     free(p);
     ics_pv_arena_destroy(arena);
 
-    CU_ASSERT_EQUAL(ics_test_run_torch("tests/torchref/pth_check.py", dir), 0);
-    ics_test_rmtree(dir);
-    free(dir);
+    /* one torch start: pth_make.py makes the reader's fixtures and, seeing
+     * sd_c.pth, runs pth_check.py on these files */
+    CU_ASSERT_EQUAL(ics_test_run_torch("tests/torchref/pth_make.py", dir), 0);
+}
+
+/* The mutation test (test_pth_fuzz) over torch's own files. */
+static void test_mutations_of_torch_files(void)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "ICS_PTH_SEEDS='%s' '%s/tests/unit/test_pth_fuzz'", fixtures,
+             ics_test_builddir());
+    char *out = NULL;
+    int rc = ics_test_run(cmd, &out);
+    if (rc != 0) fprintf(stderr, "%s failed (%d):\n%s\n", cmd, rc, out ? out : "");
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "from 15 seeds"));
+    free(out);
 }
 
 int main(void)
@@ -523,7 +538,12 @@ int main(void)
         return 77;
     }
     fixtures = ics_test_tmpdir("pth");
-    if (ics_test_run_torch("tests/torchref/pth_make.py", fixtures) != 0) return 1;
+    /* first: the writer's files, then one torch run that checks them and
+     * makes the reader's fixtures */
+    static const ics_test_case writer[] = {
+        {"C-written files read by torch.load(weights_only=True)", test_writer_read_by_torch},
+        {NULL, NULL}};
+    ics_test_add_suite("pth writer", writer);
     static const ics_test_case reader[] = {
         {"state_dict: default, protocol 4, zip64, deflate", test_state_dict_variants},
         {"legacy pre-1.6 format", test_legacy_format},
@@ -531,12 +551,9 @@ int main(void)
         {"training checkpoint values", test_training_checkpoint},
         {"refusals of damaged files", test_refusals},
         {"plain pickles, protocols 2-5", test_plain_pickles},
+        {"mutations of torch's files never crash", test_mutations_of_torch_files},
         {NULL, NULL}};
     ics_test_add_suite("pth reader", reader);
-    static const ics_test_case writer[] = {
-        {"C-written files read by torch.load(weights_only=True)", test_writer_read_by_torch},
-        {NULL, NULL}};
-    ics_test_add_suite("pth writer", writer);
     int rc = ics_test_main("test_pth");
     ics_test_rmtree(fixtures);
     free(fixtures);

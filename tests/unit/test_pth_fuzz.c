@@ -2,7 +2,8 @@
  * every offset and mutated a few thousand times (fixed seed), through the
  * fuzz target's entry point (tests/fuzz/fuzz_pth.c), which aborts on any
  * broken contract; the sanitizers build catches bad memory accesses. Seeds
- * are files our writer makes, plus torch.save's when torch is available. */
+ * are files our writer makes, plus torch.save's from $ICS_PTH_SEEDS (set
+ * by test_pth, which runs this program on its fixtures). */
 #include "ics_build_config.h"
 #include "test_util.h"
 #include "io/pth_writer.h"
@@ -148,22 +149,23 @@ static char *dir;
 static void test_truncations_and_mutations(void)
 {
     make_own_seeds(dir);
-    if (ics_test_have_torch() && ics_test_run_torch("tests/torchref/pth_make.py", dir) == 0) {
+    /* torch.save's files, when test_pth passes its fixtures (it runs this
+     * program with ICS_PTH_SEEDS set, so torch starts only once) */
+    const char *more = getenv("ICS_PTH_SEEDS");
+    if (more && *more) {
         static const char *const files[] = {"sd.pth", "ckpt.pth", "sd_p4.pth", "sd_deflate.pth",
                                             "sd_zip64.pth"};
         char path[4096];
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-            snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+            snprintf(path, sizeof path, "%s/%s", more, files[i]);
             add_file_seeds(path, files[i]);
         }
-        snprintf(path, sizeof path, "%s/legacy.pth", dir); /* not a zip: raw seed only */
+        snprintf(path, sizeof path, "%s/legacy.pth", more); /* not a zip: raw seed only */
         size_t size;
         char *legacy = ics_test_read_file(path, &size);
         CU_ASSERT_PTR_NOT_NULL_FATAL(legacy);
         add_seed("legacy.pth", (uint8_t *)legacy, size, 0);
         free(legacy);
-    } else {
-        printf("\n  no torch: seeds from icsparse's own writer only");
     }
     clock_t start = clock();
     long runs = 0;
