@@ -489,6 +489,32 @@ static void test_structured_masks(void)
     free(g);
 }
 
+/* final_sparsity as a mapping {sparsity: [params]}: each group gets its own
+ * target (one-shot: exactly round(s * numel) zeros per layer). */
+static void test_sparsity_groups(void)
+{
+    rig g;
+    CU_ASSERT_FATAL(rig_open(&g, "simple_cnn",
+                             "modifiers:\n"
+                             "  - !GMPruningModifier\n"
+                             "    init_sparsity: 0.05\n"
+                             "    final_sparsity: {0.5: ['features.4.weight'], 0.8: "
+                             "['classifier.weight']}\n"
+                             "    start_epoch: 0.0\n"
+                             "    end_epoch: 2.0\n"
+                             "    update_frequency: 1.0\n"
+                             "    params: []\n") == 0);
+    ics_error err;
+    CU_ASSERT_FATAL(ics_manager_apply_oneshot(g.mgr, &err) == ICS_OK);
+    int64_t n4 = 0, nc = 0;
+    float *w4 = tensor(&g, "features.4.weight", &n4);
+    float *wc = tensor(&g, "classifier.weight", &nc);
+    CU_ASSERT_EQUAL(zeros_of(w4, n4), llround(0.5 * (double)n4));
+    CU_ASSERT_EQUAL(zeros_of(wc, nc), llround(0.8 * (double)nc));
+    CU_ASSERT_EQUAL(ics_manager_mask_count(g.mgr), 2);
+    rig_close(&g);
+}
+
 /* ---- AC/DC ---------------------------------------------------------------- */
 
 /* Phases of 1 epoch from 0 to 4: dense, compressed (0.7 global), dense,
@@ -1159,6 +1185,7 @@ int main(void)
         {"global magnitude one-shot: one threshold, exact overall zeros", test_global_oneshot},
         {"N:M 2:4 along input channels (conv and linear)", test_nm_masks},
         {"block4, filter and channel masks", test_structured_masks},
+        {"final_sparsity groups", test_sparsity_groups},
         {"AC/DC phases and momentum reset", test_acdc},
         {"constant pruning, leave_enabled false", test_constant_and_leave_enabled},
         {"resume at epoch 2", test_resume},
