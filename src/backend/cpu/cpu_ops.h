@@ -5,12 +5,13 @@
  * Why NHWC, im2col with a (kh, kw, c) K order, and the reduction scheme:
  * docs/DESIGN-ENGINE.md.
  *
- * Determinism: every reduction over rows (BN statistics, bias and weight
- * gradients) is split into a number of slices that depends only on the
- * shape, never on the thread count, and the slices are combined in a fixed
- * order. So results are bitwise identical for any number of threads (a
- * stronger promise than backend.h's "for a given thread count"); only the
- * BLAS's own GEMM may differ between thread counts.
+ * Determinism: reductions over rows (BN statistics, bias gradients, the
+ * depthwise and small-K weight gradients) are split into slices fixed by
+ * the shape, never by the thread count, and combined in a fixed order: the
+ * same bits for any number of threads. GEMM row blocks (cpu_gemm.c) do not
+ * change any element's summation order either. The im2col weight gradient
+ * adds one partial per worker in worker order: the same bits for a given
+ * thread count, as backend.h promises.
  */
 #ifndef ICS_BACKEND_CPU_OPS_H
 #define ICS_BACKEND_CPU_OPS_H
