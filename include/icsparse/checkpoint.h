@@ -9,7 +9,9 @@
  *     best_pruned, best_pruned_quantized, epoch-N, final), metrics
  *     (val_loss, val_top1, val_top5, test_*: NaN when not measured),
  *     sparsity (overall fraction of zeros in prunable weights), qat_active,
- *     complete (1 once the whole file is written)
+ *     model_sha256 (SHA-256 of every /model tensor's bytes in table order,
+ *     written by ics_checkpoint_put_model), complete (1 once the whole file
+ *     is written)
  *   /model/<name>     every tensor of the model's state_dict, named and
  *                     shaped exactly as torchvision (num_batches_tracked int64)
  *   /ema/<name>       the EMA weights and buffers (attrs n_averaged, n_updates)
@@ -120,6 +122,17 @@ ics_status ics_checkpoint_get_tensor(ics_checkpoint_reader *r, const char *path,
                                      const int64_t *shape, ics_error *err);
 ics_status ics_checkpoint_get_u64(ics_checkpoint_reader *r, const char *path, uint64_t *data,
                                   int64_t rows, int64_t cols, ics_error *err);
+/* Names of the datasets directly under group (e.g. "/masks"), sorted;
+ * *names is a malloc'd array of malloc'd strings (free each and it). A
+ * missing group gives 0 names. */
+ics_status ics_checkpoint_list(ics_checkpoint_reader *r, const char *group, char ***names, int *count,
+                               ics_error *err);
+/* Recomputes the SHA-256 of the model's tensors after ics_checkpoint_get_model
+ * and compares it with the stored model_sha256 (an error names both). */
+ics_status ics_checkpoint_verify_model_checksum(ics_checkpoint_reader *r, ics_model *model, ics_error *err);
+/* The SHA-256 (hex) of a model's tensors, as model_sha256 stores it. */
+void ics_checkpoint_model_sha256(ics_model *model, char hex[65]);
+
 /* Shape of the tensor at path (ndim and up to 8 dims). */
 ics_status ics_checkpoint_tensor_shape(ics_checkpoint_reader *r, const char *path, int *ndim,
                                        int64_t *shape, ics_error *err);

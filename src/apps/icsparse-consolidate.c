@@ -1,26 +1,64 @@
-/* icsparse-consolidate: verifies and merges a sharded checkpoint. */
+/* icsparse-consolidate: verifies a checkpoint and merges it into one
+ * self-contained file; picks the best checkpoints of a run. */
 #include "ics_build_config.h"
 #include "apps/app.h"
 
+#include "core/log.h"
+#include "dist/dist.h"
+#include "io/consolidate.h"
+
+#include <stdio.h>
+#include <string.h>
+
 static const ics_app_option options[] = {
-    {"run-dir", 0, 1, "run.dir", "DIR", NULL, "run directory to pick best checkpoints from"},
-    {"checkpoint", 'C', 1, NULL, "FILE", "RUN/ckpt/last.h5", "checkpoint to verify and merge"},
+    {"run-dir", 0, 1, "run.dir", "DIR", NULL, "run directory to pick the checkpoint from"},
+    {"checkpoint", 'C', 1, NULL, "FILE", "RUN/ckpt/<pick>.h5", "checkpoint to verify and merge"},
     {"output", 'o', 1, NULL, "FILE", "RUN/model.h5", "merged checkpoint"},
-    {"strip", 0, 0, NULL, NULL, "off", "drop optimizer, EMA and RNG state"},
+    {"strip", 0, 0, "consolidate.strip_training_state", NULL, NULL, "drop optimizer and EMA state"},
     {"pick", 0, 1, NULL, "best|best_pruned|best_pruned_quantized|last", "best", "which checkpoint of the run"},
+    {"verify-only", 0, 0, NULL, NULL, "off", "only verify; write nothing"},
     {"from-pth", 0, 1, NULL, "FILE.pth", "none", "convert a PyTorch or SparseZoo checkpoint instead"},
     {NULL, 0, 0, NULL, NULL, NULL, NULL}};
 
 static ics_status run(ics_app *app, ics_error *err)
 {
-    (void)app;
-    return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "consolidation is not implemented yet");
+    const ics_config *cfg = ics_app_config(app);
+    if (ics_app_option_value(app, "from-pth"))
+        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "--from-pth: importing PyTorch checkpoints is not implemented yet");
+    /* One process does the work; the other ranks of an MPI launch wait. */
+    ics_status st = ICS_OK;
+    if (ics_dist_rank() == 0) {
+        const char *run_dir = ics_config_string(cfg, "run.dir");
+        char in[1200], out[1200];
+        const char *given = ics_app_option_value(app, "checkpoint");
+        const char *pick = ics_app_option_value(app, "pick");
+        if (given)
+            snprintf(in, sizeof in, "%s", given);
+        else
+            st = ics_run_pick_checkpoint(run_dir, pick ? pick : "best", in, sizeof in, err);
+        const char *output = ics_app_option_value(app, "output");
+        if (output)
+            snprintf(out, sizeof out, "%s", output);
+        else
+            snprintf(out, sizeof out, "%s/model.h5", run_dir);
+        ics_verify_report rep;
+        if (!st) st = ics_checkpoint_verify(in, &rep, err);
+        if (!st)
+            ICS_INFO("verified %s: %d tensors, %d masks, %d optimizer and %d EMA tensors, sparsity %.2f%%", in,
+                     rep.tensors, rep.masks, rep.optimizer_tensors, rep.ema_tensors, 100 * rep.sparsity);
+        if (!st && !ics_app_option_value(app, "verify-only")) {
+            int strip = ics_config_bool(cfg, "consolidate.strip_training_state");
+            st = ics_checkpoint_consolidate(in, out, strip, err);
+            if (!st) printf("%s -> %s%s\n", in, out, strip ? " (training state stripped)" : "");
+        }
+    }
+    return ics_dist_agree(st, err);
 }
 
 int main(int argc, char **argv)
 {
     static const ics_app_spec spec = {
-        "icsparse-consolidate", "Verify a (sharded) checkpoint, merge it into one file, pick the best of a run.",
+        "icsparse-consolidate", "Verify a checkpoint, merge it into one file, pick the best of a run.",
         NULL, 0, 0, options, 1, run};
     return ics_app_main(&spec, argc, argv);
 }

@@ -4,6 +4,7 @@
 
 #include "core/alloc.h"
 #include "data/h5attr.h"
+#include "data/sha256.h"
 #include "io/h5_tensor.h"
 #include "train/ema.h"
 #include "train/optim.h"
@@ -123,9 +124,29 @@ static const char *join(char *buf, size_t size, const char *group, const char *n
     return buf;
 }
 
+void ics_checkpoint_model_sha256(ics_model *model, char hex[65])
+{
+    ics_sha256 ctx;
+    ics_sha256_init(&ctx);
+    for (int i = 0; i < ics_model_num_tensors(model); i++) {
+        const ics_tensor_info *t = ics_model_tensor(model, i);
+        if (t->kind == ICS_TENSOR_COUNTER)
+            ics_sha256_update(&ctx, ics_model_tensor_counter(model, i), sizeof(int64_t));
+        else
+            ics_sha256_update(&ctx, ics_model_tensor_data(model, i), (size_t)t->numel * sizeof(float));
+    }
+    uint8_t digest[32];
+    ics_sha256_final(&ctx, digest);
+    ics_sha256_hex(digest, hex);
+}
+
 ics_status ics_checkpoint_put_model(ics_checkpoint_writer *w, ics_model *model, ics_error *err)
 {
     char path[512];
+    char hex[65];
+    ics_checkpoint_model_sha256(model, hex);
+    ics_status hst = ics_h5_attr_put_string(w->file, "model_sha256", hex, w->tmp_path, err);
+    if (hst) return hst;
     for (int i = 0; i < ics_model_num_tensors(model); i++) {
         const ics_tensor_info *t = ics_model_tensor(model, i);
         ics_status st;
@@ -465,6 +486,68 @@ ics_status ics_checkpoint_get_u64(ics_checkpoint_reader *r, const char *path, ui
 {
     int64_t shape[2] = {rows, cols};
     return ics_h5_read_tensor(r->file, path, ICS_H5_U64, data, 2, shape, r->path, err);
+}
+
+typedef struct name_list {
+    char **names;
+    int count, cap;
+    int failed;
+} name_list;
+
+static herr_t collect_name(hid_t group, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)group, (void)info;
+    name_list *l = data;
+    if (l->count == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 32;
+        char **grown = realloc(l->names, sizeof *grown * (size_t)cap);
+        if (!grown) return (l->failed = 1, -1);
+        l->names = grown;
+        l->cap = cap;
+    }
+    l->names[l->count] = strdup(name);
+    if (!l->names[l->count]) return (l->failed = 1, -1);
+    l->count++;
+    return 0;
+}
+
+ics_status ics_checkpoint_list(ics_checkpoint_reader *r, const char *group, char ***names, int *count,
+                               ics_error *err)
+{
+    *names = NULL;
+    *count = 0;
+    if (!ics_h5_exists(r->file, group)) return ICS_OK;
+    hid_t g = H5Gopen2(r->file, group, H5P_DEFAULT);
+    if (g < 0) return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: %s is not a group", r->path, group);
+    name_list l = {NULL, 0, 0, 0};
+    hsize_t idx = 0;
+    herr_t rc = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &l);
+    H5Gclose(g);
+    if (rc < 0 || l.failed) {
+        for (int i = 0; i < l.count; i++) free(l.names[i]);
+        free(l.names);
+        return l.failed ? ICS_FAIL(err, ICS_ERR_NOMEM, "out of memory listing %s", group)
+                        : ICS_FAIL(err, ICS_ERR_FORMAT, "%s: cannot list %s", r->path, group);
+    }
+    *names = l.names;
+    *count = l.count;
+    return ICS_OK;
+}
+
+ics_status ics_checkpoint_verify_model_checksum(ics_checkpoint_reader *r, ics_model *model, ics_error *err)
+{
+    char *stored = NULL;
+    if (!ics_h5_attr_exists(r->file, "model_sha256"))
+        return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: no model_sha256 attribute", r->path);
+    ics_status st = ics_h5_attr_get_string(r->file, "model_sha256", &stored, r->path, err);
+    if (st) return st;
+    char hex[65];
+    ics_checkpoint_model_sha256(model, hex);
+    if (strcmp(hex, stored) != 0)
+        st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: model checksum mismatch (stored %.16s..., computed %.16s...): the file "
+                      "is damaged", r->path, stored, hex);
+    free(stored);
+    return st;
 }
 
 ics_status ics_checkpoint_tensor_shape(ics_checkpoint_reader *r, const char *path, int *ndim,

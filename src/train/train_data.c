@@ -166,13 +166,13 @@ ics_status ics_train_data_open(ics_trainer *t, ics_error *err)
     o.random_resized_crop = ics_config_bool(cfg, "data.random_resized_crop");
     o.normalize = ics_config_bool(cfg, "data.normalize");
     o.prefetch = ics_config_bool(cfg, "data.prefetch");
-    st = ics_loader_create((const char *const *)d->paths, d->npaths, "train", t->batch_size, t->rank, t->world,
+    st = ics_loader_create((const char *const *)d->paths, d->npaths, "train", t->load_batch, t->rank, t->world,
                            (uint64_t)ics_config_int(cfg, "run.seed"), &o, &d->loader, err);
     if (st) return st;
     t->batches_per_epoch = ics_loader_batches_per_epoch(d->loader);
     size_t row = (size_t)t->height * t->width * t->channels;
-    d->images = ics_malloc_aligned(row * (size_t)t->batch_size * sizeof(float), "a training batch", err);
-    d->labels = ics_malloc(sizeof(int32_t) * (size_t)t->batch_size, "training labels", err);
+    d->images = ics_malloc_aligned(row * (size_t)t->load_batch * sizeof(float), "a training batch", err);
+    d->labels = ics_malloc(sizeof(int32_t) * (size_t)t->load_batch, "training labels", err);
     if (!d->images || !d->labels) return ICS_ERR_NOMEM;
     return ICS_OK;
 }

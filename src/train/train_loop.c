@@ -17,6 +17,7 @@
 #include "train/preempt.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -53,17 +54,133 @@ typedef struct window {
     double start_time;
 } window;
 
-/* One optimizer step: up to accum_steps micro-batches, the gradients
- * averaged over ranks, clipped, and the update at the scheduled lr.
- * *got is 0 when the epoch had no batch left. */
-static ics_status train_step(ics_trainer *t, int64_t *batch_in_epoch, window *win, int *got, ics_error *err)
+/* Forward, loss and backward of one replica on its slice of the
+ * micro-batch; gradients accumulate in the replica's own slab. */
+static void replica_pass(ics_trainer *t, ics_replica *rep, float scale)
 {
     const ics_backend_ops *ops = ics_backend_cpu();
     int classes = t->num_classes;
+    rep->loss_sum = rep->top1_sum = 0;
+    rep->status = ICS_OK;
+    if (rep->n == 0) return;
+    const float *logits = NULL;
+    rep->status = ics_model_forward(rep->model, rep->x, rep->n, &logits, &rep->err);
+    if (rep->status) return;
+    float loss = ops->softmax_xent_forward(rep->n, classes, logits, rep->y, (float)t->label_smoothing, rep->probs);
+    if (!isfinite(loss)) {
+        rep->status = ICS_FAIL(&rep->err, ICS_ERR_RUNTIME, "the loss is %g at step %lld: training diverged (lower optim.lr?)",
+                               (double)loss, (long long)t->global_step);
+        return;
+    }
+    ops->softmax_xent_backward(rep->n, classes, rep->probs, rep->y, (float)t->label_smoothing, scale, rep->dlogits);
+    rep->loss_sum = (double)loss * rep->n;
+    for (int i = 0; i < rep->n; i++) rep->top1_sum += ics_topk_hit(logits + (size_t)i * classes, classes, rep->y[i], 1);
+    rep->status = ics_model_backward(rep->model, rep->dlogits, &rep->err);
+}
+
+typedef struct replica_job {
+    ics_trainer *t;
+    ics_replica *rep;
+    float scale;
+} replica_job;
+
+static void *replica_thread(void *arg)
+{
+    replica_job *job = arg;
+    /* This thread's kernels run single-threaded: the replicas are the
+     * parallelism (one per core). */
+    ics_backend_cpu_set_threads(1);
+    replica_pass(job->t, job->rep, job->scale);
+    return NULL;
+}
+
+/* Runs every replica on its slice of (x, y, n): replica r takes rows
+ * [r*B, (r+1)*B) of the micro-batch (the last ones may get fewer or none). */
+static ics_status run_replicas(ics_trainer *t, const float *x, const int32_t *y, int n, float scale, window *win,
+                               ics_error *err)
+{
+    size_t row = (size_t)t->height * t->width * t->channels;
+    int nr = t->nreplicas;
+    for (int r = 0; r < nr; r++) {
+        ics_replica *rep = &t->replicas[r];
+        int first = r * t->batch_size;
+        rep->n = first >= n ? 0 : (n - first < t->batch_size ? n - first : t->batch_size);
+        rep->x = x + (size_t)first * row;
+        rep->y = y + first;
+    }
+    if (nr == 1) {
+        replica_pass(t, &t->replicas[0], scale);
+    } else {
+        pthread_t threads[ICS_MAX_REPLICAS];
+        replica_job jobs[ICS_MAX_REPLICAS];
+        int started[ICS_MAX_REPLICAS] = {0};
+        for (int r = 1; r < nr; r++) {
+            jobs[r] = (replica_job){t, &t->replicas[r], scale};
+            started[r] = pthread_create(&threads[r], NULL, replica_thread, &jobs[r]) == 0;
+            if (!started[r]) replica_pass(t, &t->replicas[r], scale); /* no thread: run it here */
+        }
+        replica_pass(t, &t->replicas[0], scale);
+        for (int r = 1; r < nr; r++)
+            if (started[r]) pthread_join(threads[r], NULL);
+    }
+    for (int r = 0; r < nr; r++) {
+        ics_replica *rep = &t->replicas[r];
+        if (rep->status) {
+            if (err) *err = rep->err;
+            return rep->status;
+        }
+        win->loss_sum += rep->loss_sum;
+        win->top1_sum += rep->top1_sum;
+        win->samples += rep->n;
+    }
+    return ICS_OK;
+}
+
+/* Replicas' gradients summed into replica 0 and averaged (the in-process
+ * half of the data-parallel mean; DDP averages over ranks after). */
+static void reduce_replicas(ics_trainer *t)
+{
+    if (t->nreplicas == 1) return;
+    size_t n = 0;
+    float *g0 = ics_model_grads(t->model, &n);
+    for (int r = 1; r < t->nreplicas; r++) {
+        const float *g = ics_model_grads(t->replicas[r].model, NULL);
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) g0[i] += g[i];
+        ics_model_zero_grad(t->replicas[r].model);
+    }
+    float inv = 1.0f / (float)t->nreplicas;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) g0[i] *= inv;
+}
+
+/* After the update, every replica takes replica 0's parameters and BN
+ * statistics (what DataParallel's broadcast before each forward does). */
+static void broadcast_replicas(ics_trainer *t)
+{
+    size_t np = 0, nb = 0, nc = 0;
+    const float *p0 = ics_model_params(t->model, &np);
+    const float *b0 = ics_model_buffers(t->model, &nb);
+    const int64_t *c0 = ics_model_counters(t->model, &nc);
+    for (int r = 1; r < t->nreplicas; r++) {
+        ics_model *m = t->replicas[r].model;
+        memcpy(ics_model_params(m, NULL), p0, np * sizeof *p0);
+        if (nb) memcpy(ics_model_buffers(m, NULL), b0, nb * sizeof *b0);
+        if (nc) memcpy(ics_model_counters(m, NULL), c0, nc * sizeof *c0);
+    }
+}
+
+/* One optimizer step: up to accum_steps micro-batches, the gradients
+ * averaged over replicas and ranks, clipped, and the update at the
+ * scheduled lr. *got is 0 when the epoch had no batch left. */
+static ics_status train_step(ics_trainer *t, int64_t *batch_in_epoch, window *win, int *got, ics_error *err)
+{
     float scale = 1.0f / (float)t->accum_steps;
     *got = 0;
-    ics_model_set_dropout_seed(t->model, (uint64_t)ics_config_int(t->cfg, "run.seed") * 1000003u + (uint64_t)t->global_step,
-                               t->rank);
+    for (int r = 0; r < t->nreplicas; r++)
+        ics_model_set_dropout_seed(t->replicas[r].model,
+                                   (uint64_t)ics_config_int(t->cfg, "run.seed") * 1000003u + (uint64_t)t->global_step,
+                                   t->rank * t->nreplicas + r);
     for (int micro = 0; micro < t->accum_steps; micro++) {
         const float *x = NULL;
         const int32_t *y = NULL;
@@ -75,23 +192,13 @@ static ics_status train_step(ics_trainer *t, int64_t *batch_in_epoch, window *wi
         *got += n;
         /* The last micro-batch of the window starts the all-reduce. */
         int last = micro == t->accum_steps - 1 || *batch_in_epoch >= t->batches_per_epoch;
-        const float *logits = NULL;
-        st = ics_model_forward(t->model, x, n, &logits, err);
-        if (st) return st;
-        float loss = ops->softmax_xent_forward(n, classes, logits, y, (float)t->label_smoothing, t->probs);
-        if (!isfinite(loss))
-            return ICS_FAIL(err, ICS_ERR_RUNTIME, "the loss is %g at step %lld: training diverged (lower optim.lr?)",
-                            (double)loss, (long long)t->global_step);
-        ops->softmax_xent_backward(n, classes, t->probs, y, (float)t->label_smoothing, scale, t->dlogits);
-        win->loss_sum += (double)loss * n;
-        for (int i = 0; i < n; i++) win->top1_sum += ics_topk_hit(logits + (size_t)i * classes, classes, y[i], 1);
-        win->samples += n;
         if (last) ics_ddp_begin(t->ddp);
-        st = ics_model_backward(t->model, t->dlogits, err);
+        st = run_replicas(t, x, y, n, scale, win, err);
         if (st) return st;
         if (last) break;
     }
     if (*got == 0) return ICS_OK;
+    reduce_replicas(t);
     ics_status st = ics_ddp_finish(t->ddp, err);
     if (st) return st;
     if (t->clip_grad_norm > 0) {
@@ -102,6 +209,7 @@ static ics_status train_step(ics_trainer *t, int64_t *batch_in_epoch, window *wi
     ics_optim_set_lr(t->optim, ics_lr_schedule_at(&t->schedule, epoch));
     ics_optim_step(t->optim);
     ics_model_zero_grad(t->model);
+    broadcast_replicas(t);
     t->global_step++;
     win->steps++;
     if (t->ema)
@@ -250,10 +358,10 @@ ics_status ics_trainer_run(ics_trainer *t, ics_error *err)
     int64_t spe = t->steps_per_epoch;
     t->last_checkpoint_time = now_seconds();
     if (t->rank == 0)
-        ICS_INFO("training %s: %d ranks x batch %d x %d accumulation = %lld images per step, %lld steps per epoch, "
-                 "%.2f epochs (%lld steps), from step %lld",
-                 ics_model_arch(t->model), t->world, t->batch_size, t->accum_steps,
-                 (long long)t->world * t->batch_size * t->accum_steps, (long long)spe, t->epochs,
+        ICS_INFO("training %s: %d ranks x %d replicas x batch %d x %d accumulation = %lld images per step, "
+                 "%lld steps per epoch, %.2f epochs (%lld steps), from step %lld",
+                 ics_model_arch(t->model), t->world, t->nreplicas, t->batch_size, t->accum_steps,
+                 (long long)t->world * t->nreplicas * t->batch_size * t->accum_steps, (long long)spe, t->epochs,
                  (long long)t->total_steps, (long long)t->global_step);
     window win;
     memset(&win, 0, sizeof win);

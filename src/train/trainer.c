@@ -116,6 +116,29 @@ static ics_status build_ema(ics_trainer *t, ics_error *err)
     return st;
 }
 
+/* Replica 0 is the trainer's model; the others start as exact copies and
+ * get their own activations, gradients and BN statistics. */
+static ics_status build_replicas(ics_trainer *t, ics_error *err)
+{
+    if (t->nreplicas > ICS_MAX_REPLICAS)
+        return ICS_FAIL(err, ICS_ERR_CONFIG, "train.dp_devices: at most %d replicas", ICS_MAX_REPLICAS);
+    size_t logits = (size_t)t->batch_size * (size_t)t->num_classes;
+    for (int r = 0; r < t->nreplicas; r++) {
+        ics_replica *rep = &t->replicas[r];
+        if (r == 0) {
+            rep->model = t->model;
+        } else {
+            ics_status st = ics_model_create(ics_model_arch(t->model), ics_model_get_options(t->model), &rep->model, err);
+            if (!st) st = ics_model_plan(rep->model, t->batch_size, 1, err);
+            if (st) return st;
+        }
+        rep->dlogits = ics_malloc(logits * sizeof(float), "loss gradient", err);
+        rep->probs = ics_malloc(logits * sizeof(float), "softmax probabilities", err);
+        if (!rep->dlogits || !rep->probs) return ICS_ERR_NOMEM;
+    }
+    return ICS_OK;
+}
+
 static ics_status open_loggers(ics_trainer *t, ics_error *err)
 {
     if (t->rank != 0) return ICS_OK;
@@ -143,6 +166,8 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
     t->rank = ics_dist_rank();
     t->world = ics_dist_size();
     t->batch_size = (int)CFG_I("train.batch_size");
+    t->nreplicas = (int)CFG_I("train.dp_devices");
+    t->load_batch = t->batch_size * t->nreplicas;
     t->accum_steps = (int)CFG_I("train.grad_accum_steps");
     t->label_smoothing = CFG_F("train.label_smoothing");
     t->epochs = CFG_F("train.epochs");
@@ -163,9 +188,24 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
     }
     st = ics_dist_agree(st, err);
     if (st) goto fail;
-    ics_backend_cpu_set_threads(pick_threads(t));
+    /* Replicas share the process's cores: each runs its kernels on its
+     * share of them (set on its own thread, see train_loop.c). */
+    ics_backend_cpu_set_threads(t->nreplicas > 1 ? 1 : pick_threads(t));
     if (CFG_B("train.amp") && strcmp(CFG_S("train.device"), "cpu") == 0 && t->rank == 0)
         ICS_WARN("train.amp: mixed precision needs a GPU; training in float32 on the CPU");
+    if (CFG_S("recipe.path")[0]) {
+        st = ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "recipe.path = \"%s\": training with a recipe is not implemented yet",
+                      CFG_S("recipe.path"));
+        goto fail;
+    }
+    if (CFG_S("distill.teacher")[0]) {
+        st = ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "distill.teacher: distillation is not implemented yet");
+        goto fail;
+    }
+    if (CFG_B("train.sync_bn") && t->world > 1) {
+        st = ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "train.sync_bn: synchronized BatchNorm is not implemented yet");
+        goto fail;
+    }
     if (strcmp(CFG_S("train.device"), "cuda") == 0) {
         st = ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "train.device = \"cuda\": the CUDA backend is not implemented yet");
         goto fail;
@@ -175,13 +215,7 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
     if ((st = build_optimizer(t, err))) goto fail;
     if ((st = build_ema(t, err))) goto fail;
     if ((st = ics_ddp_create(t->model, 0, &t->ddp, err))) goto fail;
-    size_t logits = (size_t)t->batch_size * (size_t)t->num_classes;
-    t->dlogits = ics_malloc(logits * sizeof(float), "loss gradient", err);
-    t->probs = ics_malloc(logits * sizeof(float), "softmax probabilities", err);
-    if (!t->dlogits || !t->probs) {
-        st = ICS_ERR_NOMEM;
-        goto fail;
-    }
+    if ((st = build_replicas(t, err))) goto fail;
     t->steps_per_epoch = (t->batches_per_epoch + t->accum_steps - 1) / t->accum_steps;
     if (t->steps_per_epoch < 1) {
         st = ICS_FAIL(err, ICS_ERR_CONFIG, "the training split has fewer than one batch per rank "
@@ -219,8 +253,11 @@ void ics_trainer_destroy(ics_trainer *t)
     ics_optim_destroy(t->optim);
     free(t->views);
     ics_model_destroy(t->model);
-    free(t->dlogits);
-    free(t->probs);
+    for (int r = 0; r < t->nreplicas && r < ICS_MAX_REPLICAS; r++) {
+        if (r > 0) ics_model_destroy(t->replicas[r].model);
+        free(t->replicas[r].dlogits);
+        free(t->replicas[r].probs);
+    }
     free(t);
 }
 

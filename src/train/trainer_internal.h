@@ -25,6 +25,23 @@ enum { ICS_MAX_LOGGERS = 4, ICS_MAX_SHARDS = 4096 };
 /* Where batches come from (train_data.c). */
 typedef struct ics_train_data ics_train_data;
 
+enum { ICS_MAX_REPLICAS = 64 };
+
+/* One data-parallel replica inside the process (train.dp_devices): its own
+ * model (activations, gradients, BN statistics), fed a slice of each
+ * micro-batch on its own thread. Replica 0's model is the trainer's. */
+typedef struct ics_replica {
+    ics_model *model;
+    float *dlogits, *probs;
+    /* the current micro-batch slice and its results */
+    const float *x;
+    const int32_t *y;
+    int n;
+    double loss_sum, top1_sum;
+    ics_status status;
+    ics_error err;
+} ics_replica;
+
 struct ics_trainer {
     const ics_config *cfg;
     char run_dir[1024];
@@ -32,8 +49,6 @@ struct ics_trainer {
     int rank, world;
 
     /* data */
-    ics_dataset_reader **readers; /* training files (shards or one dataset) */
-    int nreaders;
     ics_dataset_reader **eval_readers; /* the dataset file, or the shards, holding val/test */
     int n_eval_readers;
     double mean[4], std[4];
@@ -52,7 +67,9 @@ struct ics_trainer {
     ics_ddp *ddp;
     int batch_size, accum_steps;
     double label_smoothing, clip_grad_norm;
-    float *dlogits, *probs;
+    ics_replica replicas[ICS_MAX_REPLICAS];
+    int nreplicas;   /* train.dp_devices */
+    int load_batch;  /* images per micro-batch per process: batch_size x replicas */
 
     /* schedule */
     int64_t steps_per_epoch; /* optimizer steps per epoch: ceil(batches / accum) */
