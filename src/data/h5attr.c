@@ -155,6 +155,10 @@ ics_status ics_h5_attr_get_strings(hid_t obj, const char *name, char ***values, 
     size_t width = H5Tget_size(type);
     hid_t mem = H5Tcopy(H5T_C_S1);
     H5Tset_size(mem, width);
+    /* NULLPAD in memory: the full width arrives (a NULLTERM memory type
+     * would drop the last byte of a string that fills its width, as h5py
+     * writes them); the terminator is added below. */
+    H5Tset_strpad(mem, H5T_STR_NULLPAD);
     char *packed = ics_calloc((size_t)(n > 0 ? n : 1), width + 1, "string attribute", err);
     char **out = packed ? ics_calloc((size_t)(n > 0 ? n : 1), sizeof *out, "strings", err) : NULL;
     if (!out) st = ICS_ERR_NOMEM;
