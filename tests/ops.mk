@@ -7,4 +7,4 @@ tests_unit_test_ops_LDADD = $(ICS_TEST_LIBS)
 tests_unit_test_ops_fd_SOURCES = tests/unit/test_ops_fd.c
 tests_unit_test_ops_fd_LDADD = $(ICS_TEST_LIBS)
 TESTS += tests/unit/test_ops tests/unit/test_ops_fd
-EXTRA_DIST += tests/torchref/ops_ref.py
+EXTRA_DIST += tests/torchref/ops_ref.py tests/torchref/ops_bench.py
