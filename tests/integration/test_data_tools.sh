@@ -77,9 +77,16 @@ check "  extracted beside the archive" test -f "$TEST_TMP/folders.tgz.d/mini/tra
 check "folders need an image size" expect_exit 2 "$TEST_TMP/fo2.out" \
     icsparse-convert --source "$TEST_TMP/folders.tgz" --format folder -o "$D/mini2.h5" mini
 check "  saying so" contains "$TEST_TMP/fo2.out" "image folders need an image size \(--image-size N\)"
+check "--info describes a dataset" expect_exit 0 "$TEST_TMP/info.out" icsparse-convert --info "$D/c100.h5"
+check "  with its counts (one row per class: none goes to val)" contains "$TEST_TMP/info.out" "^train +30$"
+check "  and classes" contains "$TEST_TMP/info.out" "^classes: +100: fine0, fine1,"
+check "--info refuses a non-dataset" expect_exit 1 "$TEST_TMP/info2.out" icsparse-convert --info "$FX/not-a-tar.tar.gz"
+check "  in one line" one_error_line "$TEST_TMP/info2.out"
 check "shard CIFAR-10 into more shards than val rows" expect_exit 0 "$TEST_TMP/c10s.out" \
     "$MPIRUN" -n 2 --oversubscribe icsparse-shard -o "$D/c10-shards" -n 7 "$D/c10.h5"
 check "  and verify it" expect_exit 0 "$TEST_TMP/c10v.out" icsparse-shard -o "$D/c10-shards" --verify
+check "--info describes a shard" expect_exit 0 "$TEST_TMP/info3.out" icsparse-convert --info "$D/c10-shards/part-00006-of-00007.h5"
+check "  as shard 6 of 7" contains "$TEST_TMP/info3.out" "^shard: +6 of 7, seed 1234$"
 
 # ---------------------------------------------------------------- bad input
 mkdir -p "$TEST_TMP/bad"
