@@ -1,1 +1,16 @@
-# tests/export.mk: export tests
+# tests/export.mk: export tests (ONNX, .pth, deployment directory, CLI).
+EXPORT_TEST_CKPT = tests/unit/test_export_ckpt.c tests/unit/test_export_ckpt.h
+
+# API and CLI behaviour without Python: errors, refusals, atomic writes,
+# allocation failures, the ONNX bytes decoded by protobuf-c.
+check_PROGRAMS += tests/unit/test_export
+tests_unit_test_export_SOURCES = tests/unit/test_export.c $(EXPORT_TEST_CKPT)
+tests_unit_test_export_LDADD = $(ICS_TEST_LIBS)
+TESTS += tests/unit/test_export
+
+# Numerics against onnx.checker, onnxruntime, torch and icsparse-eval.
+check_PROGRAMS += tests/unit/test_export_onnx
+tests_unit_test_export_onnx_SOURCES = tests/unit/test_export_onnx.c $(EXPORT_TEST_CKPT)
+tests_unit_test_export_onnx_LDADD = $(ICS_TEST_LIBS)
+TESTS += tests/unit/test_export_onnx
+dist_noinst_DATA += tests/torchref/export_check.py

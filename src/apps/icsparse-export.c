@@ -1,31 +1,70 @@
 /* icsparse-export: ONNX, TorchScript and .pth exports of a checkpoint. */
 #include "ics_build_config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <icsparse/export.h>
+
 #include "apps/app.h"
 
 static const ics_app_option options[] = {
     {"checkpoint", 'C', 1, NULL, "FILE", "RUN/ckpt/best.h5", "checkpoint to export"},
-    {"output", 'o', 1, "export.dir", "DIR", NULL, "output directory"},
+    {"output", 'o', 1, "export.dir", "DIR", NULL, "output directory (model.onnx or model.pth)"},
     {"format", 'f', 1, NULL, "onnx|torchscript|pth", "onnx", "what to write"},
     {"opset", 0, 1, "export.opset", "N", NULL, "ONNX opset (13..17)"},
     {"batch-size", 'b', 1, "export.batch_size", "N", NULL, "static batch size (0: dynamic)"},
-    {"dynamic-shape", 0, 0, NULL, NULL, "off", "dynamic height and width"},
+    {"dynamic-shape", 0, 0, NULL, NULL, "export.dynamic_shape", "dynamic height and width"},
     {"fold-bn", 0, 1, "export.fold_bn", "BOOL", NULL, "fold BatchNorm into convolutions"},
     {"one-shot", 0, 1, NULL, "RECIPE", "none", "apply a recipe's pruning and quantization first"},
     {"deployment-dir", 0, 1, NULL, "DIR", "none", "write DIR/deployment/{model.onnx,config.json}"},
     {"sparsezoo-dir", 0, 1, NULL, "DIR", "none", "write a SparseZoo-style model directory"},
-    {"force", 0, 0, NULL, NULL, "off", "replace an existing output directory"},
+    {"force", 0, 0, NULL, NULL, "off", "replace existing output files"},
     {NULL, 0, 0, NULL, NULL, NULL, NULL}};
 
 static ics_status run(ics_app *app, ics_error *err)
 {
-    (void)app;
-    return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "export is not implemented yet");
+    const ics_config *cfg = ics_app_config(app);
+    if (ics_app_option_value(app, "one-shot"))
+        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "--one-shot needs the recipe manager, which is not there yet");
+    if (ics_app_option_value(app, "sparsezoo-dir"))
+        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "--sparsezoo-dir is not implemented yet (use --deployment-dir)");
+
+    ics_export_format format = ICS_EXPORT_ONNX;
+    const char *fmt = ics_app_option_value(app, "format");
+    ics_status st = ics_export_format_parse(fmt ? fmt : "onnx", &format, err);
+    if (st != ICS_OK) return st;
+
+    ics_export_options opts;
+    ics_export_options_default(&opts);
+    opts.opset = (int)ics_config_int(cfg, "export.opset");
+    opts.batch_size = (int)ics_config_int(cfg, "export.batch_size");
+    opts.dynamic_shape = ics_app_option_value(app, "dynamic-shape") != NULL || ics_config_bool(cfg, "export.dynamic_shape");
+    opts.fold_bn = ics_config_bool(cfg, "export.fold_bn");
+    opts.force = ics_app_option_value(app, "force") != NULL;
+
+    const char *run_dir = ics_config_string(cfg, "run.dir");
+    char checkpoint[4096], output[4096];
+    const char *given = ics_app_option_value(app, "checkpoint");
+    if (given)
+        snprintf(checkpoint, sizeof checkpoint, "%s", given);
+    else
+        snprintf(checkpoint, sizeof checkpoint, "%s/ckpt/best.h5", run_dir);
+    const char *dir = ics_config_string(cfg, "export.dir");
+    if (dir[0])
+        snprintf(output, sizeof output, "%s", dir);
+    else
+        snprintf(output, sizeof output, "%s/export", run_dir);
+    char written[4200];
+    return ics_export_checkpoint(checkpoint, format, &opts, output, ics_app_option_value(app, "deployment-dir"),
+                                 written, sizeof written, err);
 }
 
 int main(int argc, char **argv)
 {
     static const ics_app_spec spec = {
-        "icsparse-export", "Export a checkpoint to ONNX (fp32 or int8 QDQ), TorchScript or a PyTorch .pth.",
+        "icsparse-export", "Export a checkpoint to ONNX (fp32), a PyTorch .pth or a deployment directory.",
         NULL, 0, 0, options, 0, run};
     return ics_app_main(&spec, argc, argv);
 }

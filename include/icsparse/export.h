@@ -1,0 +1,96 @@
+/*
+ * icsparse/export.h: exports of a model for deployment and for PyTorch.
+ *
+ * ONNX (fp32): the model graph walked node by node into an NCHW ONNX graph
+ * the way torch.onnx.export writes a torchvision model: one input "input"
+ * [N, C, H, W] float, one output "output" [N, classes], weights as
+ * initializers named exactly as the checkpoint's state_dict keys
+ * ("layer1.0.conv1.weight"), BatchNorm kept or folded into the preceding
+ * convolution, dropout omitted (inference). The batch axis is static or the
+ * symbolic "batch"; height and width are static or "height"/"width" when
+ * the model allows any input size (adaptive pooling to 1x1 before the
+ * classifier). Opsets 13..17 (ir_version 7 for 13/14, 8 for 15..17).
+ *
+ * .pth: the state_dict as torch.save writes it (an OrderedDict of tensors,
+ * num_batches_tracked int64), loadable with torch.load(weights_only=True)
+ * and load_state_dict(strict=True) into the torchvision module.
+ *
+ * Deployment directory (SparseML's layout): DIR/deployment/model.onnx and
+ * DIR/deployment/config.json.
+ *
+ * Every file is written to a temporary name in its directory and renamed,
+ * so a failure never leaves a half-written file under the final name; an
+ * existing file is replaced only with `force`.
+ */
+#ifndef ICSPARSE_EXPORT_H
+#define ICSPARSE_EXPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <icsparse/model.h>
+#include <icsparse/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ics_export_format {
+    ICS_EXPORT_ONNX = 0,
+    ICS_EXPORT_PTH,
+    ICS_EXPORT_TORCHSCRIPT /* not implemented yet: ICS_ERR_NOT_IMPLEMENTED */
+} ics_export_format;
+
+#define ICS_EXPORT_OPSET_MIN 13
+#define ICS_EXPORT_OPSET_MAX 17
+
+typedef struct ics_export_options {
+    int opset;         /* ONNX opset, 13..17 */
+    int batch_size;    /* static batch size; 0 = dynamic axis "batch" */
+    int dynamic_shape; /* symbolic "height"/"width" instead of the model's input size */
+    int fold_bn;       /* fold each BatchNorm into the convolution before it */
+    int force;         /* replace existing output files */
+} ics_export_options;
+
+/* Opset 13, dynamic batch, static shape, BN folded, no force. */
+void ics_export_options_default(ics_export_options *opts);
+
+/* Parses "onnx", "pth" or "torchscript". Error: any other name. */
+ics_status ics_export_format_parse(const char *name, ics_export_format *out, ics_error *err);
+
+/* Serializes the model as an ONNX ModelProto into a malloc'd buffer
+ * (*bytes, *len; the caller frees). Errors: opset out of range, a node
+ * that has no ONNX form (named), --dynamic-shape on a model whose
+ * classifier needs a fixed input size, out of memory. */
+ics_status ics_export_onnx_bytes(ics_model *model, const ics_export_options *opts, uint8_t **bytes,
+                                 size_t *len, ics_error *err);
+
+/* Writes the ONNX model to path (temporary file + rename). */
+ics_status ics_export_onnx(ics_model *model, const ics_export_options *opts, const char *path,
+                           ics_error *err);
+
+/* Writes the model's state_dict to path as a PyTorch .pth (temporary file
+ * + rename); refuses an existing path unless force. */
+ics_status ics_export_pth(ics_model *model, const char *path, int force, ics_error *err);
+
+/* Writes DIR/deployment/model.onnx and DIR/deployment/config.json (the
+ * arch, classes, input shape and export settings); refuses an existing
+ * DIR/deployment unless opts->force. */
+ics_status ics_export_deployment_dir(ics_model *model, const ics_export_options *opts,
+                                     const char *dir, ics_error *err);
+
+/* The whole export of a checkpoint file: opens it, builds its model and
+ * writes `format` into output_dir (model.onnx or model.pth, created with
+ * its parents if missing), and the deployment directory into
+ * deployment_dir when not NULL. A checkpoint with fake quantization
+ * (QAT) is refused until int8 export exists. The path written is copied
+ * into written (may be NULL). */
+ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format format,
+                                 const ics_export_options *opts, const char *output_dir,
+                                 const char *deployment_dir, char *written, size_t written_size,
+                                 ics_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
