@@ -135,20 +135,32 @@ static void test_resize_matches_torch(void)
         return;
     }
     int shapes[3][3] = {{37, 53, 24}, {53, 37, 16}, {20, 30, 48}};
+    char *dir = ics_test_tmpdir("resize");
+    /* All cases through one PyTorch run (its start-up dominates). */
     for (int k = 0; k < 3; k++) {
-        int h = shapes[k][0], w = shapes[k][1], s = shapes[k][2];
+        int h = shapes[k][0], w = shapes[k][1];
         uint8_t *img = make_image(h, w, k);
-        char *dir = ics_test_tmpdir("resize");
         float *f = malloc((size_t)h * w * 3 * sizeof *f);
         for (int i = 0; i < h * w * 3; i++) f[i] = img[i];
         int64_t shape[3] = {h, w, 3}, one[1] = {1};
-        float size = (float)s;
-        ics_test_npy_write_f32(dir, "rgb", f, shape, 3);
-        ics_test_npy_write_f32(dir, "size", &size, one, 1);
-        CU_ASSERT_EQUAL_FATAL(ics_test_run_torch("tests/tools/data_resize_ref.py", dir), 0);
+        float size = (float)shapes[k][2];
+        char name[32];
+        snprintf(name, sizeof name, "rgb_%d", k);
+        ics_test_npy_write_f32(dir, name, f, shape, 3);
+        snprintf(name, sizeof name, "size_%d", k);
+        ics_test_npy_write_f32(dir, name, &size, one, 1);
+        free(f);
+        free(img);
+    }
+    CU_ASSERT_EQUAL_FATAL(ics_test_run_torch("tests/tools/data_resize_ref.py", dir), 0);
+    for (int k = 0; k < 3; k++) {
+        int h = shapes[k][0], w = shapes[k][1], s = shapes[k][2];
+        uint8_t *img = make_image(h, w, k);
+        char name[32];
+        snprintf(name, sizeof name, "want_%d", k);
         int64_t wshape[4];
         int ndim;
-        float *want = ics_test_npy_read_f32(dir, "want", wshape, &ndim);
+        float *want = ics_test_npy_read_f32(dir, name, wshape, &ndim);
         CU_ASSERT_PTR_NOT_NULL_FATAL(want);
         uint8_t *out = malloc((size_t)s * s * 3);
         ics_error err;
@@ -160,11 +172,10 @@ static void test_resize_matches_torch(void)
         free(got);
         free(out);
         free(want);
-        free(f);
         free(img);
-        ics_test_rmtree(dir);
-        free(dir);
     }
+    ics_test_rmtree(dir);
+    free(dir);
 }
 
 static void mkdirs(const char *a, const char *b, const char *c)
