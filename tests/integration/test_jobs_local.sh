@@ -289,7 +289,11 @@ check "  message" contains "$T/o" "step train-s0: already done"
 # step that is missing or not implemented yet.
 real_run() {
     local run=$T/run-real rc=0
-    PATH="$top_builddir/src/apps:$top_builddir/data-tools:/usr/bin:/bin" ICSPARSE_BINDIR="" \
+    # Leak checking is off for this run only: in a sanitizer build the MPI
+    # executables report allocations of dlopen'ed plugins (CUDA runtime,
+    # Open MPI components) as "<unknown module>", which no suppression can
+    # name; each executable's own tests check its leaks.
+    PATH="$top_builddir/src/apps:$top_builddir/data-tools:/usr/bin:/bin" ICSPARSE_BINDIR="" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" \
         "$jobs/submit-pipeline" --local --set "run.dir=\"$run\"" \
         --set "data.dir=\"$T/data\"" --set train.epochs=1 --set train.max_steps_per_epoch=2 \
         --set train.test_at_end=false \

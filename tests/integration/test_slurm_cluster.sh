@@ -303,7 +303,11 @@ check "jobs/submit-sweep: a requeued task resumes its point" test_sweep_requeue
 # fails with a plain line naming its step and every later one is cancelled.
 test_jobs_real() {
     local run=$T/run-real label state first="" log id
-    PATH="$top_builddir/src/apps:$top_builddir/data-tools:$PATH" ICSPARSE_BINDIR="" STUB_LOG="" \
+    # Leak checking is off for this run only: in a sanitizer build the MPI
+    # executables report allocations of dlopen'ed plugins (CUDA runtime,
+    # Open MPI components) as "<unknown module>", which no suppression can
+    # name; each executable's own tests check its leaks.
+    PATH="$top_builddir/src/apps:$top_builddir/data-tools:$PATH" ICSPARSE_BINDIR="" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" STUB_LOG="" \
         "$top_srcdir/jobs/submit-pipeline" --set "run.dir=\"$run\"" --set "data.dir=\"$T/data\"" \
         --set train.epochs=1 --set train.max_steps_per_epoch=2 --set train.test_at_end=false \
         "$top_srcdir/conf/run-fashion-mnist.cfg" >"$T/submit-real.out" 2>&1 || { cat "$T/submit-real.out" >&2; return 1; }
