@@ -202,6 +202,13 @@ ics_status ics_model_forward(ics_model *model, const float *x, int batch, const 
  * backward. */
 ics_status ics_model_backward(ics_model *model, const float *dlogits, ics_error *err);
 
+/* Called by ics_model_backward after the backward of each node that owns
+ * tensors, once that node's parameter gradients are final (data-parallel
+ * reduction starts there while earlier layers still run). An error stops
+ * the backward. NULL removes the hook. */
+typedef ics_status (*ics_backward_hook)(void *ctx, int node, ics_error *err);
+void ics_model_set_backward_hook(ics_model *model, ics_backward_hook hook, void *ctx);
+
 /* Zeroes the gradient slab. */
 void ics_model_zero_grad(ics_model *model);
 

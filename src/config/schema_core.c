@@ -29,7 +29,7 @@ const ics_config_key ics_schema_core[] = {
 
     /* model */
     {"model.arch", ICS_CFG_STRING, "simple_cnn", NO_RANGE,
-     "simple_cnn|resnet18|resnet34|resnet50|resnet101|mobilenet_v2|vgg11_bn|vgg16_bn", "architecture key"},
+     "simple_cnn|lenet|resnet18|resnet34|resnet50|resnet101|mobilenet_v2|vgg11_bn|vgg16_bn", "architecture key"},
     {"model.num_classes", ICS_CFG_INT, "0", 0, 1000000, NULL, "classes (0: from the dataset)"},
     {"model.in_channels", ICS_CFG_INT, "0", 0, 64, NULL, "input channels (0: from the dataset)"},
     {"model.width_mult", ICS_CFG_FLOAT, "1.0", 0.05, 8, NULL, "width multiplier (mobilenet_v2)"},

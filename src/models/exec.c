@@ -164,9 +164,21 @@ ics_status ics_model_backward(ics_model *m, const float *dlogits, ics_error *err
             if (accumulate[k])
                 m->ops->accumulate((int64_t)batch * ics_node_numel(&m->nodes[node->inputs[k]]),
                                    scratch, at(m, m->plan.nodes[node->inputs[k]].grad));
+        /* This node's parameter gradients are final: DDP may start
+         * reducing them while the earlier layers run backward. */
+        if (m->backward_hook && node->num_tensors > 0) {
+            ics_status hs = m->backward_hook(m->backward_hook_ctx, i, err);
+            if (hs) return hs;
+        }
     }
     m->last_batch = 0;
     return ICS_OK;
+}
+
+void ics_model_set_backward_hook(ics_model *m, ics_backward_hook hook, void *ctx)
+{
+    m->backward_hook = hook;
+    m->backward_hook_ctx = ctx;
 }
 
 void ics_model_zero_grad(ics_model *m) { memset(m->grads, 0, m->num_params * sizeof(float)); }

@@ -13,7 +13,8 @@
 
 static const char *const arch_names[] = {"resnet18",  "resnet34",     "resnet50",
                                          "resnet101", "mobilenet_v2", "vgg11_bn",
-                                         "vgg16_bn",  "simple_cnn",   NULL};
+                                         "vgg16_bn",  "simple_cnn",   "lenet",
+                                         NULL};
 
 const char *const *ics_model_arch_names(void) { return arch_names; }
 
@@ -106,10 +107,11 @@ ics_status ics_model_create(const char *arch, const ics_model_options *opts, ics
     else if (strcmp(arch, "vgg11_bn") == 0) st = ics_build_vgg_bn(m, 11, err);
     else if (strcmp(arch, "vgg16_bn") == 0) st = ics_build_vgg_bn(m, 16, err);
     else if (strcmp(arch, "simple_cnn") == 0) st = ics_build_simple_cnn(m, err);
+    else if (strcmp(arch, "lenet") == 0) st = ics_build_lenet(m, err);
     else
         st = ICS_FAIL(err, ICS_ERR_CONFIG,
                       "unknown model arch '%s' (known: resnet18, resnet34, resnet50, resnet101, "
-                      "mobilenet_v2, vgg11_bn, vgg16_bn, simple_cnn)",
+                      "mobilenet_v2, vgg11_bn, vgg16_bn, simple_cnn, lenet)",
                       arch);
     if (st != ICS_OK) goto fail;
 

@@ -62,6 +62,8 @@ struct ics_model {
     int dropout_rank;
     uint64_t dropout_step;
     int build_failed;    /* a builder call failed; err holds why */
+    ics_backward_hook backward_hook; /* called after each node with tensors */
+    void *backward_hook_ctx;
 };
 
 /* ---- builder: append nodes (computing shapes) and their tensors --------
@@ -89,6 +91,7 @@ ics_status ics_build_resnet(ics_model *m, int depth, ics_error *err);
 ics_status ics_build_mobilenet_v2(ics_model *m, ics_error *err);
 ics_status ics_build_vgg_bn(ics_model *m, int depth, ics_error *err);
 ics_status ics_build_simple_cnn(ics_model *m, ics_error *err);
+ics_status ics_build_lenet(ics_model *m, ics_error *err);
 
 /* The planner (plan.c). */
 ics_status ics_plan_build(ics_model *m, int max_batch, int training, ics_error *err);

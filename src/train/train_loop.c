@@ -193,7 +193,9 @@ static ics_status train_step(ics_trainer *t, int64_t *batch_in_epoch, window *wi
         /* The last micro-batch of the window starts the all-reduce. */
         int last = micro == t->accum_steps - 1 || *batch_in_epoch >= t->batches_per_epoch;
         if (last) ics_ddp_begin(t->ddp);
+        t->ddp_armed = last && t->ddp_overlap;
         st = run_replicas(t, x, y, n, scale, win, err);
+        t->ddp_armed = 0;
         if (st) return st;
         if (last) break;
     }
@@ -363,6 +365,9 @@ ics_status ics_trainer_run(ics_trainer *t, ics_error *err)
                  ics_model_arch(t->model), t->world, t->nreplicas, t->batch_size, t->accum_steps,
                  (long long)t->world * t->nreplicas * t->batch_size * t->accum_steps, (long long)spe, t->epochs,
                  (long long)t->total_steps, (long long)t->global_step);
+    /* Replicas start from the weights the run starts from (initial,
+     * resumed or imported). */
+    broadcast_replicas(t);
     window win;
     memset(&win, 0, sizeof win);
     win.start_time = now_seconds();

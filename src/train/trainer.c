@@ -116,6 +116,15 @@ static ics_status build_ema(ics_trainer *t, ics_error *err)
     return st;
 }
 
+/* The model's backward reports each finished node; on the last
+ * micro-batch of a step that starts the DDP buckets whose gradients are
+ * final. */
+static ics_status ddp_backward_hook(void *ctx, int node, ics_error *err)
+{
+    ics_trainer *t = ctx;
+    return t->ddp_armed ? ics_ddp_node_done(t->ddp, node, err) : ICS_OK;
+}
+
 /* Replica 0 is the trainer's model; the others start as exact copies and
  * get their own activations, gradients and BN statistics. */
 static ics_status build_replicas(ics_trainer *t, ics_error *err)
@@ -215,6 +224,11 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
     if ((st = build_optimizer(t, err))) goto fail;
     if ((st = build_ema(t, err))) goto fail;
     if ((st = ics_ddp_create(t->model, 0, &t->ddp, err))) goto fail;
+    /* Overlap: buckets start as backward finishes their layers. With
+     * replicas the gradients are complete only after the replicas are
+     * summed, so the reduction waits for that. */
+    t->ddp_overlap = t->nreplicas == 1 && t->world > 1;
+    if (t->ddp_overlap) ics_model_set_backward_hook(t->model, ddp_backward_hook, t);
     if ((st = build_replicas(t, err))) goto fail;
     t->steps_per_epoch = (t->batches_per_epoch + t->accum_steps - 1) / t->accum_steps;
     if (t->steps_per_epoch < 1) {

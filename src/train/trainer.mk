@@ -7,3 +7,5 @@ noinst_HEADERS += src/train/trainer_internal.h src/train/evaluate.h src/train/pr
 pkginclude_HEADERS += include/icsparse/trainer.h
 TESTS += tests/integration/test_train.sh
 dist_noinst_SCRIPTS += tests/integration/test_train.sh tests/tools/idx_subset.py
+TESTS += tests/integration/test_data_parallel.sh
+dist_noinst_SCRIPTS += tests/integration/test_data_parallel.sh

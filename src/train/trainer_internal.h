@@ -65,6 +65,8 @@ struct ics_trainer {
     ics_ema *ema;
     ics_model *ema_model; /* for evaluating the EMA weights */
     ics_ddp *ddp;
+    int ddp_overlap; /* reductions start inside backward (no replicas) */
+    int ddp_armed;   /* this backward is the last of an optimizer step */
     int batch_size, accum_steps;
     double label_smoothing, clip_grad_norm;
     ics_replica replicas[ICS_MAX_REPLICAS];
