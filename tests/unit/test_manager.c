@@ -515,6 +515,45 @@ static void test_sparsity_groups(void)
     rig_close(&g);
 }
 
+/* Sparsity is logged per layer and overall at each mask change. */
+static void test_sparsity_log(void)
+{
+    rig g;
+    CU_ASSERT_FATAL(rig_open(&g, "simple_cnn",
+                             "modifiers:\n"
+                             "  - !GMPruningModifier\n"
+                             "    init_sparsity: 0.25\n"
+                             "    final_sparsity: 0.5\n"
+                             "    start_epoch: 1.0\n"
+                             "    end_epoch: 2.0\n"
+                             "    update_frequency: 1.0\n"
+                             "    inter_func: linear\n"
+                             "    params: ['classifier.weight']\n") == 0);
+    char *dir = ics_test_tmpdir("manager_log");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/log.txt", dir);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    ics_log_set_stream(f);
+    ics_log_set_level(ICS_LOG_INFO);
+    for (int64_t s = 0; s < 6; s++)
+        CU_ASSERT(rig_step(&g, s, 2) == 0);
+    ics_log_set_level(ICS_LOG_WARN);
+    ics_log_set_stream(stderr);
+    fclose(f);
+    char *text = ics_test_read_file(path, NULL);
+    CU_ASSERT_FATAL(text != NULL);
+    CU_ASSERT(strstr(text, "sparsity at epoch 1.0000: overall 0.2500 over 1 parameters") != NULL);
+    CU_ASSERT(strstr(text, "sparsity classifier.weight 0.2500") != NULL);
+    CU_ASSERT(strstr(text, "sparsity at epoch 2.0000: overall 0.5000 over 1 parameters") != NULL);
+    CU_ASSERT(strstr(text, "sparsity classifier.weight 0.5000") != NULL);
+    CU_ASSERT(strstr(text, "sparsity at epoch 0.5000") == NULL); /* no change, no line */
+    free(text);
+    ics_test_rmtree(dir);
+    free(dir);
+    rig_close(&g);
+}
+
 /* ---- AC/DC ---------------------------------------------------------------- */
 
 /* Phases of 1 epoch from 0 to 4: dense, compressed (0.7 global), dense,
@@ -1186,6 +1225,7 @@ int main(void)
         {"N:M 2:4 along input channels (conv and linear)", test_nm_masks},
         {"block4, filter and channel masks", test_structured_masks},
         {"final_sparsity groups", test_sparsity_groups},
+        {"sparsity logged per layer and overall", test_sparsity_log},
         {"AC/DC phases and momentum reset", test_acdc},
         {"constant pruning, leave_enabled false", test_constant_and_leave_enabled},
         {"resume at epoch 2", test_resume},
