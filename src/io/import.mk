@@ -1,0 +1,1 @@
+# src/io/import.mk: importing PyTorch and SparseZoo checkpoints (and the W&B bridge tests)
