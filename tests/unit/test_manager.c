@@ -48,6 +48,9 @@ static ics_recipe *load_recipe(const char *text)
     return r;
 }
 
+/* The optimizer rig_open creates (SGD unless a test says otherwise). */
+static ics_optim_kind rig_kind = ICS_OPTIM_SGD;
+
 /* simple_cnn on 1x12x12 (classifier 64*3*3 -> 10), SGD momentum 0.9,
  * weight decay 1e-2 on weights. */
 static int rig_open(rig *g, const char *arch, const char *recipe_text)
@@ -87,9 +90,9 @@ static int rig_open(rig *g, const char *arch, const char *recipe_text)
     }
     ics_optim_assign_groups(g->views, g->nviews, 1);
     ics_optim_hparams hp;
-    ics_optim_hparams_default(&hp, ICS_OPTIM_SGD);
+    ics_optim_hparams_default(&hp, rig_kind);
     hp.lr = 0.05;
-    hp.momentum = 0.9;
+    if (rig_kind == ICS_OPTIM_SGD) hp.momentum = 0.9;
     ics_optim_group groups[2] = {{1.0, 1e-2}, {1.0, 0.0}};
     if (ics_optim_create(&g->optim, &hp, groups, 2, g->views, g->nviews, &err) != ICS_OK) {
         fprintf(stderr, "%s\n", err.message);
@@ -551,6 +554,33 @@ static void test_sparsity_log(void)
     free(text);
     ics_test_rmtree(dir);
     free(dir);
+    rig_close(&g);
+}
+
+/* AdamW: exp_avg keeps moving pruned weights (their gradients are zero but
+ * the first moment is not), so the masks must be applied after each step;
+ * pruning starts at epoch 1, after Adam has built up state. */
+static void test_masks_with_adamw(void)
+{
+    rig g;
+    rig_kind = ICS_OPTIM_ADAMW;
+    int rc = rig_open(&g, "simple_cnn",
+                      "modifiers:\n"
+                      "  - !GMPruningModifier\n"
+                      "    init_sparsity: 0.6\n"
+                      "    final_sparsity: 0.6\n"
+                      "    start_epoch: 1.0\n"
+                      "    end_epoch: 2.0\n"
+                      "    update_frequency: 1.0\n"
+                      "    params: ['classifier.weight']\n");
+    rig_kind = ICS_OPTIM_SGD;
+    CU_ASSERT_FATAL(rc == 0);
+    int64_t n = 0;
+    float *w = tensor(&g, "classifier.weight", &n);
+    for (int64_t s = 0; s < 9; s++) {
+        CU_ASSERT_FATAL(rig_step(&g, s, 3) == 0);
+        CU_ASSERT_EQUAL(zeros_of(w, n), s >= 3 ? llround(0.6 * (double)n) : 0);
+    }
     rig_close(&g);
 }
 
@@ -1225,6 +1255,7 @@ int main(void)
         {"N:M 2:4 along input channels (conv and linear)", test_nm_masks},
         {"block4, filter and channel masks", test_structured_masks},
         {"final_sparsity groups", test_sparsity_groups},
+        {"masks hold under AdamW", test_masks_with_adamw},
         {"sparsity logged per layer and overall", test_sparsity_log},
         {"AC/DC phases and momentum reset", test_acdc},
         {"constant pruning, leave_enabled false", test_constant_and_leave_enabled},
