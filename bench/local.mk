@@ -10,3 +10,9 @@ bench_bench_models_SOURCES = bench/bench_models.c
 bench_bench_models_LDADD = libicsparse.la
 EXTRA_DIST += bench/torch_models.py
 dist_noinst_SCRIPTS += bench/run-engine-bench
+# ONNX export time and onnxruntime throughput of the export (owned by src/export).
+noinst_PROGRAMS += bench/bench_export
+bench_bench_export_SOURCES = bench/bench_export.c
+bench_bench_export_LDADD = libicsparse.la
+EXTRA_DIST += bench/bench_export_ort.py
+dist_noinst_SCRIPTS += bench/run-export-bench

@@ -11,11 +11,11 @@
 
 static const ics_app_option options[] = {
     {"checkpoint", 'C', 1, NULL, "FILE", "RUN/ckpt/best.h5", "checkpoint to export"},
-    {"output", 'o', 1, "export.dir", "DIR", NULL, "output directory (model.onnx or model.pth)"},
+    {"output", 'o', 1, "export.dir", "DIR", NULL, "output directory (model.onnx or model.pth; empty: RUN/export)"},
     {"format", 'f', 1, NULL, "onnx|torchscript|pth", "onnx", "what to write"},
     {"opset", 0, 1, "export.opset", "N", NULL, "ONNX opset (13..17)"},
     {"batch-size", 'b', 1, "export.batch_size", "N", NULL, "static batch size (0: dynamic)"},
-    {"dynamic-shape", 0, 0, NULL, NULL, "export.dynamic_shape", "dynamic height and width"},
+    {"dynamic-shape", 0, 0, NULL, NULL, "off (export.dynamic_shape)", "dynamic height and width"},
     {"fold-bn", 0, 1, "export.fold_bn", "BOOL", NULL, "fold BatchNorm into convolutions"},
     {"one-shot", 0, 1, NULL, "RECIPE", "none", "apply a recipe's pruning and quantization first"},
     {"deployment-dir", 0, 1, NULL, "DIR", "none", "write DIR/deployment/{model.onnx,config.json}"},
