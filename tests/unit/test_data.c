@@ -8,6 +8,7 @@
 #include "data/idx.h"
 #include "data/sha256.h"
 #include "data/h5attr.h"
+#include "data/shard.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -275,6 +276,92 @@ static void test_dataset_reader_refuses_other_files(void)
     ics_dataset_close(r);
 }
 
+/* ---------------------------------------------------------------- shards (one process) */
+
+static void test_shards_without_mpi(void)
+{
+    write_small(path_in("to-shard.h5"), 0);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/shards", tmp);
+    ics_shard_options o = {4, 9, 0};
+    ics_error err;
+    CU_ASSERT_EQUAL_FATAL(ics_shard_write(path_in("to-shard.h5"), dir, &o, &err), ICS_OK);
+    /* Balanced slices of one permutation: train 70 -> 17, 18, 17, 18; test 5 -> 1, 1, 1, 2. */
+    int want_train[4] = {17, 18, 17, 18}, want_test[4] = {1, 1, 1, 2};
+    int seen[70] = {0};
+    for (int s = 0; s < 4; s++) {
+        char path[600];
+        ics_shard_path(path, sizeof path, dir, s, 4);
+        ics_dataset_reader *r;
+        CU_ASSERT_EQUAL_FATAL(ics_dataset_open(path, &r, &err), ICS_OK);
+        const ics_dataset_meta *m = ics_dataset_reader_meta(r);
+        CU_ASSERT(m->is_shard && m->shard_index == s && m->shard_count == 4 && m->seed == 9);
+        CU_ASSERT_EQUAL(ics_dataset_count(r, "train"), want_train[s]);
+        CU_ASSERT_EQUAL(ics_dataset_count(r, "test"), want_test[s]);
+        uint8_t img[18 * 18];
+        int32_t lab[18];
+        CU_ASSERT_EQUAL(ics_dataset_read(r, "train", 0, want_train[s], img, lab, &err), ICS_OK);
+        for (int i = 0; i < want_train[s]; i++) {
+            /* Row k's first byte is k*126 mod 256, unique for k < 128. */
+            int row = -1;
+            for (int k = 0; k < 70; k++)
+                if ((uint8_t)(k * 18 * 7) == img[i * 18]) row = k;
+            CU_ASSERT_FATAL(row >= 0);
+            seen[row]++;
+            CU_ASSERT_EQUAL(lab[i], row % 3);
+            CU_ASSERT_EQUAL(img[i * 18 + 17], (uint8_t)((row * 18 + 17) * 7));
+        }
+        ics_dataset_close(r);
+    }
+    int once = 1;
+    for (int k = 0; k < 70; k++) once &= seen[k] == 1;
+    CU_ASSERT(once); /* every row in exactly one shard */
+    CU_ASSERT_EQUAL(ics_shard_verify(dir, &err), ICS_OK);
+    char *manifest = ics_test_read_file(path_in("shards/manifest.json"), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(manifest);
+    CU_ASSERT_PTR_NOT_NULL(strstr(manifest, "\"totals\": {\"train\": 70, \"val\": 0, \"test\": 5}"));
+    free(manifest);
+    /* A shard's label changed: verify names the line. */
+    hid_t f = H5Fopen(path_in("shards/part-00002-of-00004.h5"), H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "test/labels", H5P_DEFAULT);
+    int32_t flipped = 0;
+    hsize_t start[1] = {0}, count[1] = {1};
+    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, count, NULL);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    H5Dread(d, H5T_NATIVE_INT32, ms, fs, H5P_DEFAULT, &flipped);
+    flipped = (flipped + 1) % 3;
+    H5Dwrite(d, H5T_NATIVE_INT32, ms, fs, H5P_DEFAULT, &flipped);
+    H5Sclose(fs);
+    H5Sclose(ms);
+    H5Dclose(d);
+    H5Fclose(f);
+    /* Against the source dataset, the class totals disagree... */
+    CU_ASSERT_EQUAL(ics_shard_verify(dir, &err), ICS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "shards: shards hold 2 test rows of class 0, the dataset has 1"));
+    /* ...and without it, the manifest names the shard's line. */
+    CU_ASSERT_EQUAL(rename(path_in("to-shard.h5"), path_in("moved.h5")), 0);
+    CU_ASSERT_EQUAL(ics_shard_verify(dir, &err), ICS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "manifest.json: line 13 does not match the shards"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "part-00002-of-00004.h5"));
+    /* Refusals. */
+    CU_ASSERT_EQUAL(rename(path_in("moved.h5"), path_in("to-shard.h5")), 0);
+    CU_ASSERT_EQUAL(ics_shard_write(path_in("shards/part-00000-of-00004.h5"), dir, &o, &err), ICS_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "is already a shard"));
+    o.num_shards = 0;
+    CU_ASSERT_EQUAL(ics_shard_write(path_in("to-shard.h5"), dir, &o, &err), ICS_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "shard count 0 must be at least 1"));
+    o.num_shards = 2;
+    o.max_memory_bytes = 100;
+    CU_ASSERT_EQUAL(ics_shard_write(path_in("to-shard.h5"), dir, &o, &err), ICS_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "over the 0.0 GiB each rank may hold while sharding"));
+    CU_ASSERT_EQUAL(ics_shard_verify(path_in("none"), &err), ICS_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "none/manifest.json: cannot open"));
+    mkdir(path_in("fake"), 0755);
+    free(ics_test_write_file(tmp, "fake/manifest.json", "{\"format\": \"other\"}\n"));
+    CU_ASSERT_EQUAL(ics_shard_verify(path_in("fake"), &err), ICS_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "not an icsparse shard manifest"));
+}
+
 /* ---------------------------------------------------------------- IDX */
 
 static void put_be32(unsigned char *b, uint32_t v)
@@ -540,6 +627,7 @@ int main(void)
         {"dataset round trip, deterministic bytes", test_dataset_round_trip},
         {"writer refuses bad labels and shapes", test_dataset_writer_refuses_bad_labels},
         {"reader refuses other files", test_dataset_reader_refuses_other_files},
+        {"shards and verify without MPI", test_shards_without_mpi},
         {NULL, NULL}};
     static const ics_test_case idx[] = {
         {"IDX gzip and raw", test_idx_reads_gzip_and_raw},
