@@ -403,6 +403,58 @@ static void test_nm_masks(void)
     rig_close(&g);
 }
 
+/* 2:4 one-shot over every conv and linear weight of resnet18 (CIFAR
+ * stem): in every group of 4 consecutive input channels at one output
+ * channel and kernel position exactly 2 weights survive; conv1 (3 input
+ * channels: one group of 3) keeps 2. */
+static void test_nm_resnet18(void)
+{
+    ics_recipe *r = load_recipe("modifiers:\n"
+                                "  - !GMPruningModifier\n"
+                                "    init_sparsity: 0.5\n"
+                                "    final_sparsity: 0.5\n"
+                                "    start_epoch: 0.0\n"
+                                "    end_epoch: 1.0\n"
+                                "    update_frequency: 1.0\n"
+                                "    mask_type: tensorrt\n"
+                                "    params: __ALL_PRUNABLE__\n");
+    CU_ASSERT_FATAL(r != NULL);
+    ics_model *model = NULL;
+    ics_error err;
+    ics_model_options o;
+    ics_model_options_default(&o);
+    o.num_classes = 10;
+    o.in_h = o.in_w = 32;
+    o.cifar_stem = 1;
+    CU_ASSERT_FATAL(ics_model_create("resnet18", &o, &model, &err) == ICS_OK);
+    ics_model_init_params(model, 5);
+    ics_manager *m = NULL;
+    CU_ASSERT_FATAL(ics_manager_create(r, model, NULL, &m, &err) == ICS_OK);
+    CU_ASSERT_FATAL(ics_manager_apply_oneshot(m, &err) == ICS_OK);
+    int64_t bad = 0, groups = 0;
+    for (int ti = 0; ti < ics_model_num_tensors(model); ti++) {
+        const ics_tensor_info *t = ics_model_tensor(model, ti);
+        if (!t->prunable) continue;
+        const float *w = ics_model_tensor_data(model, ti);
+        int64_t O = t->shape[0], I = t->shape[1];
+        int64_t K = t->ndim == 4 ? t->shape[2] * t->shape[3] : 1;
+        for (int64_t oo = 0; oo < O; oo++)
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t i0 = 0; i0 < I; i0 += 4) {
+                    int64_t gsize = I - i0 < 4 ? I - i0 : 4, kept = 0;
+                    for (int64_t a = 0; a < gsize; a++)
+                        kept += w[(oo * I + i0 + a) * K + k] != 0.0f;
+                    bad += kept != (gsize < 2 ? gsize : 2);
+                    groups++;
+                }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(groups > 1000000);
+    ics_manager_destroy(m);
+    ics_model_destroy(model);
+    ics_recipe_destroy(r);
+}
+
 /* A helper: one-shot masks of one kind at sparsity 0.5 on simple_cnn. */
 static rig *oneshot_kind(const char *mask_type, const char *params)
 {
@@ -1253,6 +1305,7 @@ int main(void)
         {"cubic schedule, fractional update frequency", test_gmp_cubic_fractional},
         {"global magnitude one-shot: one threshold, exact overall zeros", test_global_oneshot},
         {"N:M 2:4 along input channels (conv and linear)", test_nm_masks},
+        {"2:4 over every resnet18 conv and linear", test_nm_resnet18},
         {"block4, filter and channel masks", test_structured_masks},
         {"final_sparsity groups", test_sparsity_groups},
         {"masks hold under AdamW", test_masks_with_adamw},
