@@ -66,13 +66,29 @@ static void replica_pass(ics_trainer *t, ics_replica *rep, float scale)
     const float *logits = NULL;
     rep->status = ics_model_forward(rep->model, rep->x, rep->n, &logits, &rep->err);
     if (rep->status) return;
-    float loss = ops->softmax_xent_forward(rep->n, classes, logits, rep->y, (float)t->label_smoothing, rep->probs);
+    float loss;
+    if (t->manager) {
+        /* The recipe's loss: cross-entropy, or mixed with distillation from
+         * the teacher's logits on the same images while a
+         * DistillationModifier is active. */
+        double epoch = ics_train_epoch_of(t, t->global_step);
+        const float *teacher_logits = NULL;
+        if (t->teacher && ics_manager_distillation_active(t->manager, epoch)) {
+            rep->status = ics_model_forward(t->teacher, rep->x, rep->n, &teacher_logits, &rep->err);
+            if (rep->status) return;
+        }
+        loss = ics_manager_loss(t->manager, epoch, rep->n, classes, logits, rep->y, teacher_logits,
+                                (float)t->label_smoothing, scale, rep->dlogits, rep->probs);
+    } else {
+        loss = ops->softmax_xent_forward(rep->n, classes, logits, rep->y, (float)t->label_smoothing, rep->probs);
+    }
     if (!isfinite(loss)) {
         rep->status = ICS_FAIL(&rep->err, ICS_ERR_RUNTIME, "the loss is %g at step %lld: training diverged (lower optim.lr?)",
                                (double)loss, (long long)t->global_step);
         return;
     }
-    ops->softmax_xent_backward(rep->n, classes, rep->probs, rep->y, (float)t->label_smoothing, scale, rep->dlogits);
+    if (!t->manager)
+        ops->softmax_xent_backward(rep->n, classes, rep->probs, rep->y, (float)t->label_smoothing, scale, rep->dlogits);
     rep->loss_sum = (double)loss * rep->n;
     for (int i = 0; i < rep->n; i++) rep->top1_sum += ics_topk_hit(logits + (size_t)i * classes, classes, rep->y[i], 1);
     rep->status = ics_model_backward(rep->model, rep->dlogits, &rep->err);
@@ -208,8 +224,13 @@ static ics_status train_step(ics_trainer *t, int64_t *batch_in_epoch, window *wi
         ics_optim_clip_grad_norm(t->optim, t->clip_grad_norm, &norm);
     }
     double epoch = ics_train_epoch_of(t, t->global_step);
-    ics_optim_set_lr(t->optim, ics_lr_schedule_at(&t->schedule, epoch));
+    if (!t->manager || !ics_manager_controls_lr(t->manager))
+        ics_optim_set_lr(t->optim, ics_lr_schedule_at(&t->schedule, epoch));
+    /* The recipe's modifiers: LR and WD, mask updates on schedule, masked
+     * and frozen gradients zeroed; after the step the masks again. */
+    if (t->manager && (st = ics_manager_before_step(t->manager, epoch, t->steps_per_epoch, err))) return st;
     ics_optim_step(t->optim);
+    if (t->manager && (st = ics_manager_after_step(t->manager, epoch, err))) return st;
     ics_model_zero_grad(t->model);
     broadcast_replicas(t);
     t->global_step++;
@@ -311,6 +332,17 @@ static ics_status end_of_epoch(ics_trainer *t, int final, ics_error *err)
     double sparsity = ics_train_sparsity(t);
     t->summary.sparsity = sparsity;
     if (t->rank == 0 && (st = ics_train_log_scalar(t, "sparsity/overall", sparsity, err))) return st;
+    if (t->manager && t->rank == 0) {
+        enum { MAX_LAYERS = 512 };
+        const char *names[MAX_LAYERS];
+        double values[MAX_LAYERS];
+        int n = ics_manager_sparsity(t->manager, names, values, MAX_LAYERS, NULL);
+        for (int i = 0; i < n && i < MAX_LAYERS; i++) {
+            char tag[256];
+            snprintf(tag, sizeof tag, "sparsity/%s", names[i]);
+            if ((st = ics_train_log_scalar(t, tag, values[i], err))) return st;
+        }
+    }
     double epoch = ics_train_epoch_of(t, t->global_step);
     t->summary.val_loss = val.loss;
     t->summary.val_top1 = val.top1;
@@ -324,6 +356,13 @@ static ics_status end_of_epoch(ics_trainer *t, int final, ics_error *err)
         t->best_val_top1 = val.top1;
         t->summary.best_val_top1 = val.top1;
         if ((st = ics_train_save(t, "best.h5", "best", &val, NULL, err))) return st;
+    }
+    /* best_pruned: only once every pruning modifier has ended (the
+     * sparsification step is complete), the best val top-1 since then. */
+    if (t->manager && ics_manager_has_pruning(t->manager) && ics_manager_pruning_ended(t->manager, epoch) &&
+        val.count > 0 && val.top1 > t->best_pruned_top1) {
+        t->best_pruned_top1 = val.top1;
+        if ((st = ics_train_save(t, "best_pruned.h5", "best_pruned", &val, NULL, err))) return st;
     }
     long long keep = ics_config_int(t->cfg, "train.keep_last");
     if (keep > 0 && !final) {
@@ -366,8 +405,13 @@ ics_status ics_trainer_run(ics_trainer *t, ics_error *err)
                  (long long)t->world * t->nreplicas * t->batch_size * t->accum_steps, (long long)spe, t->epochs,
                  (long long)t->total_steps, (long long)t->global_step);
     /* Replicas start from the weights the run starts from (initial,
-     * resumed or imported). */
+     * resumed or imported); so does a "self" distillation teacher. */
     broadcast_replicas(t);
+    if (t->teacher && strcmp(ics_config_string(t->cfg, "distill.teacher"), "self") == 0) {
+        size_t np = 0, nb = 0;
+        memcpy(ics_model_params(t->teacher, NULL), ics_model_params(t->model, &np), np * sizeof(float));
+        memcpy(ics_model_buffers(t->teacher, NULL), ics_model_buffers(t->model, &nb), nb * sizeof(float));
+    }
     window win;
     memset(&win, 0, sizeof win);
     win.start_time = now_seconds();
@@ -417,6 +461,7 @@ ics_status ics_trainer_run(ics_trainer *t, ics_error *err)
     }
     t->summary.global_step = t->global_step;
     t->summary.epoch = ics_train_epoch_of(t, t->global_step);
+    if (t->manager && (st = ics_manager_finalize(t->manager, err))) return st;
     if (ics_config_bool(t->cfg, "train.test_at_end")) {
         if ((st = sync_buffers(t, err))) return st;
         ics_eval_result test;

@@ -53,6 +53,23 @@ ics_status ics_train_save(ics_trainer *t, const char *name, const char *kind, co
         if (!st && t->ema) st = ics_checkpoint_put_ema(w, t->model, t->ema, err);
         if (!st) st = ics_checkpoint_put_text(w, "config", config_text, err);
         if (!st) st = ics_checkpoint_put_text(w, "recipe_args", ics_config_string(t->cfg, "recipe.args"), err);
+        if (!st && t->recipe) {
+            /* The recipe as it ran: variables evaluated, recipe_args applied,
+             * all stages so far (what update_architecture_from_recipe and a
+             * later compose read back). */
+            char *yaml = ics_recipe_to_yaml(t->recipe, err);
+            st = yaml ? ics_checkpoint_put_text(w, "recipe", yaml, err) : ICS_ERR_NOMEM;
+            free(yaml);
+        }
+        for (int i = 0; !st && t->manager && i < ics_manager_mask_count(t->manager); i++) {
+            const char *mask_name = ics_manager_mask_name(t->manager, i);
+            int ti = ics_model_find_tensor(t->model, mask_name);
+            const ics_tensor_info *ti_info = ics_model_tensor(t->model, ti);
+            char mpath[600];
+            snprintf(mpath, sizeof mpath, "/masks/%s", mask_name);
+            st = ics_checkpoint_put_tensor(w, mpath, ics_manager_mask_data(t->manager, i), ti_info->ndim,
+                                           ti_info->shape, 1, err);
+        }
         if (!st) st = ics_checkpoint_commit(w, err);
         else if (w) ics_checkpoint_abort(w);
         free(config_text);
@@ -93,6 +110,23 @@ static ics_status load_checkpoint(ics_trainer *t, const char *path, int full, ic
     return st;
 }
 
+ics_status ics_train_restore_masks(ics_trainer *t, const char *path, ics_error *err)
+{
+    if (!t->manager || ics_manager_mask_count(t->manager) == 0) return ICS_OK;
+    ics_checkpoint_reader *r = NULL;
+    ics_status st = ics_checkpoint_open(path, &r, err);
+    for (int i = 0; !st && i < ics_manager_mask_count(t->manager); i++) {
+        const char *name = ics_manager_mask_name(t->manager, i);
+        char mpath[600];
+        snprintf(mpath, sizeof mpath, "/masks/%s", name);
+        if (!ics_checkpoint_has(r, mpath)) continue;
+        const ics_tensor_info *ti = ics_model_tensor(t->model, ics_model_find_tensor(t->model, name));
+        st = ics_checkpoint_get_tensor(r, mpath, ics_manager_mask_data(t->manager, i), ti->ndim, ti->shape, err);
+    }
+    ics_checkpoint_close(r);
+    return st;
+}
+
 ics_status ics_train_init_from(ics_trainer *t, const char *path, ics_error *err)
 {
     size_t len = strlen(path);
@@ -116,6 +150,10 @@ ics_status ics_train_resume(ics_trainer *t, ics_error *err)
     ics_status st = ICS_OK;
     if (path[0]) {
         st = load_checkpoint(t, path, 1, err);
+        /* The recipe's state at that point: masks restored, started
+         * modifiers started, the lr of that epoch. */
+        if (!st && t->manager) st = ics_train_restore_masks(t, path, err);
+        if (!st && t->manager) st = ics_manager_resume(t->manager, ics_train_epoch_of(t, t->global_step), err);
         if (!st && t->rank == 0)
             ICS_INFO("resumed from %s at step %lld (epoch %.3f)", path, (long long)t->global_step,
                      ics_train_epoch_of(t, t->global_step));

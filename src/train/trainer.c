@@ -116,6 +116,67 @@ static ics_status build_ema(ics_trainer *t, ics_error *err)
     return st;
 }
 
+/* The recipe (recipe.path with recipe.args): its epoch range replaces
+ * train.epochs. */
+static ics_status load_recipe(ics_trainer *t, ics_error *err)
+{
+    const char *path = CFG_S("recipe.path");
+    if (!path[0]) return ICS_OK;
+    const char *args = CFG_S("recipe.args");
+    ics_status st = ics_recipe_load_file(path, args[0] ? args : NULL, &t->recipe, err);
+    /* A recipe that does not load is a configuration error (exit 2). */
+    if (st == ICS_ERR_FORMAT || st == ICS_ERR_INVALID) {
+        st = ICS_ERR_CONFIG;
+        if (err) err->status = st;
+    }
+    if (st) return st;
+    int max_epochs = ics_recipe_max_epochs(t->recipe);
+    if (max_epochs > 0) {
+        if (t->rank == 0 && ics_config_origin(t->cfg, "train.epochs")[0] != 'd' && max_epochs != t->epochs)
+            ICS_WARN("train.epochs = %g is replaced by the recipe's epoch range (%d epochs)", t->epochs, max_epochs);
+        t->epochs = max_epochs;
+    }
+    return ICS_OK;
+}
+
+static int recipe_distills(const ics_recipe *r)
+{
+    for (size_t i = 0; r && i < ics_recipe_modifier_count(r); i++)
+        if (ics_recipe_modifier(r, i)->type == ICS_MOD_DISTILLATION) return 1;
+    return 0;
+}
+
+/* The manager binds the recipe to the model and optimizer; a recipe that
+ * distills also needs its teacher. */
+static ics_status build_manager(ics_trainer *t, ics_error *err)
+{
+    if (!t->recipe) return ICS_OK;
+    ics_status st = ics_manager_create(t->recipe, t->model, t->optim, &t->manager, err);
+    if (st) return ics_error_prefix(err, "%s: ", CFG_S("recipe.path"));
+    if (!recipe_distills(t->recipe)) return ICS_OK;
+    const char *teacher = CFG_S("distill.teacher");
+    if (!teacher[0])
+        return ICS_FAIL(err, ICS_ERR_CONFIG, "%s has a DistillationModifier: set distill.teacher (a checkpoint, or \"self\")",
+                        CFG_S("recipe.path"));
+    if (t->nreplicas > 1)
+        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "distillation with train.dp_devices > 1 is not implemented yet");
+    if (strcmp(teacher, "self") == 0) {
+        /* The student's own starting weights (copied once the run's
+         * weights are known, see ics_trainer_run). */
+        st = ics_model_create(ics_model_arch(t->model), ics_model_get_options(t->model), &t->teacher, err);
+    } else {
+        ics_checkpoint_reader *r = NULL;
+        st = ics_checkpoint_open(teacher, &r, err);
+        if (!st) st = ics_checkpoint_create_model(r, &t->teacher, err);
+        ics_checkpoint_close(r);
+        if (!st && ics_model_get_options(t->teacher)->num_classes != t->num_classes)
+            st = ICS_FAIL(err, ICS_ERR_CONFIG, "distill.teacher %s has %d classes, the dataset %d", teacher,
+                          ics_model_get_options(t->teacher)->num_classes, t->num_classes);
+    }
+    if (!st) st = ics_model_plan(t->teacher, t->batch_size, 0, err);
+    return st;
+}
+
 /* The model's backward reports each finished node; on the last
  * micro-batch of a step that starts the DDP buckets whose gradients are
  * final. */
@@ -182,6 +243,7 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
     t->epochs = CFG_F("train.epochs");
     t->log_every = (int)CFG_I("log.every_steps");
     t->best_val_top1 = -INFINITY;
+    t->best_pruned_top1 = -INFINITY;
     t->stage = (int)CFG_I("recipe.stage") < 0 ? 0 : (int)CFG_I("recipe.stage");
     snprintf(t->run_dir, sizeof t->run_dir, "%s", CFG_S("run.dir"));
     snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/ckpt", t->run_dir);
@@ -202,15 +264,6 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
     ics_backend_cpu_set_threads(t->nreplicas > 1 ? 1 : pick_threads(t));
     if (CFG_B("train.amp") && strcmp(CFG_S("train.device"), "cpu") == 0 && t->rank == 0)
         ICS_WARN("train.amp: mixed precision needs a GPU; training in float32 on the CPU");
-    if (CFG_S("recipe.path")[0]) {
-        st = ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "recipe.path = \"%s\": training with a recipe is not implemented yet",
-                      CFG_S("recipe.path"));
-        goto fail;
-    }
-    if (CFG_S("distill.teacher")[0]) {
-        st = ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "distill.teacher: distillation is not implemented yet");
-        goto fail;
-    }
     if (CFG_B("train.sync_bn") && t->world > 1) {
         st = ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "train.sync_bn: synchronized BatchNorm is not implemented yet");
         goto fail;
@@ -221,7 +274,9 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
     }
     if ((st = ics_train_data_open(t, err))) goto fail;
     if ((st = build_model(t, err))) goto fail;
+    if ((st = load_recipe(t, err))) goto fail;
     if ((st = build_optimizer(t, err))) goto fail;
+    if ((st = build_manager(t, err))) goto fail;
     if ((st = build_ema(t, err))) goto fail;
     if ((st = ics_ddp_create(t->model, 0, &t->ddp, err))) goto fail;
     /* Overlap: buckets start as backward finishes their layers. With
@@ -262,6 +317,9 @@ void ics_trainer_destroy(ics_trainer *t)
     for (int i = 0; i < t->nloggers; i++) ics_logger_close(t->loggers[i], NULL);
     ics_train_data_close(t);
     ics_ddp_destroy(t->ddp);
+    ics_manager_destroy(t->manager);
+    ics_recipe_destroy(t->recipe);
+    ics_model_destroy(t->teacher);
     ics_ema_destroy(t->ema);
     ics_model_destroy(t->ema_model);
     ics_optim_destroy(t->optim);

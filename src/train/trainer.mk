@@ -9,3 +9,5 @@ TESTS += tests/integration/test_train.sh
 dist_noinst_SCRIPTS += tests/integration/test_train.sh tests/tools/idx_subset.py
 TESTS += tests/integration/test_data_parallel.sh
 dist_noinst_SCRIPTS += tests/integration/test_data_parallel.sh
+TESTS += tests/integration/test_train_recipe.sh
+dist_noinst_SCRIPTS += tests/integration/test_train_recipe.sh

@@ -8,6 +8,8 @@
 
 #include <icsparse/checkpoint.h>
 #include <icsparse/config.h>
+#include <icsparse/manager.h>
+#include <icsparse/recipe.h>
 #include <icsparse/model.h>
 #include <icsparse/trainer.h>
 #include <stdio.h>
@@ -64,6 +66,9 @@ struct ics_trainer {
     ics_lr_schedule schedule;
     ics_ema *ema;
     ics_model *ema_model; /* for evaluating the EMA weights */
+    ics_recipe *recipe;   /* recipe.path, loaded with recipe.args */
+    ics_manager *manager; /* its modifiers bound to the model (NULL: dense) */
+    ics_model *teacher;   /* distillation teacher (inference plan) */
     ics_ddp *ddp;
     int ddp_overlap; /* reductions start inside backward (no replicas) */
     int ddp_armed;   /* this backward is the last of an optimizer step */
@@ -90,6 +95,7 @@ struct ics_trainer {
     /* results */
     ics_train_summary summary;
     double best_val_top1;
+    double best_pruned_top1;
 };
 
 /* train_data.c */
@@ -107,6 +113,8 @@ ics_status ics_train_save(ics_trainer *t, const char *name, const char *kind, co
 ics_status ics_train_resume(ics_trainer *t, ics_error *err);
 ics_status ics_train_init_from(ics_trainer *t, const char *path, ics_error *err);
 ics_status ics_train_write_results(ics_trainer *t, ics_error *err);
+/* Reads the masks of a checkpoint into the manager (missing: left alone). */
+ics_status ics_train_restore_masks(ics_trainer *t, const char *path, ics_error *err);
 
 /* train_progress.c */
 void ics_train_progress(ics_trainer *t, double loss, double top1, double lr, double images_per_sec,
