@@ -1,12 +1,13 @@
 #!/bin/bash
 # The main job: installs the dependencies, builds icsparse, and runs the
 # embedded default pipeline on this machine (no Slurm needed): Fashion-MNIST
-# from Debian's dataset-fashion-mnist package, the small CNN on 2 MPI ranks.
-# Usage: tools/run-pipeline.sh [RUN.cfg]   (default: conf/fashion-mnist.cfg)
+# from Debian's dataset-fashion-mnist package, the small CNN on 2 MPI ranks,
+# pruned then quantized (a staged recipe), consolidated, evaluated, exported.
+# Usage: tools/run-pipeline.sh [RUN.cfg]   (default: conf/run-fashion-mnist.cfg)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-cfg=${1:-conf/fashion-mnist.cfg}
+cfg=${1:-conf/run-fashion-mnist.cfg}
 bash tools/install-deps.sh
 if [ ! -x build/src/apps/icsparse-train ]; then
     autoreconf -fi >/dev/null 2>&1 || autoreconf -fi

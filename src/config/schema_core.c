@@ -61,7 +61,9 @@ const ics_config_key ics_schema_core[] = {
     {"train.max_steps_per_epoch", ICS_CFG_INT, "0", 0, 1e12, NULL, "cap optimizer steps per epoch (0: whole epoch)"},
 
     /* recipe */
-    {"recipe.path", ICS_CFG_STRING, "", NO_RANGE, NULL, "SparseML recipe (.yaml or .md); empty: dense training"},
+    {"recipe.path", ICS_CFG_STRING, "", NO_RANGE, NULL,
+     "SparseML recipe (.yaml or .md); empty: dense training. jobs/submit-pipeline also takes a comma list, one recipe "
+     "per stage"},
     {"recipe.args", ICS_CFG_STRING, "", NO_RANGE, NULL, "recipe variable overrides, a JSON or YAML mapping"},
     {"recipe.stage", ICS_CFG_INT, "-1", -1, 1000, NULL, "train only this stage of a staged recipe (-1: all)"},
 
@@ -88,6 +90,9 @@ const ics_config_key ics_schema_core[] = {
     /* pipeline (jobs/) */
     {"pipeline.ranks", ICS_CFG_INT, "2", 1, 100000, NULL, "MPI ranks for the training steps"},
     {"pipeline.shard_ranks", ICS_CFG_INT, "2", 1, 100000, NULL, "MPI ranks for the shard step"},
+    {"pipeline.steps", ICS_CFG_STRING, "convert,shard,train,consolidate,eval,export", NO_RANGE, NULL,
+     "steps jobs/submit-pipeline runs, in this order (train repeats per recipe stage, compose between)"},
+    {"pipeline.max_restarts", ICS_CFG_INT, "3", 0, 1000, NULL, "requeues of a preempted training job before giving up"},
 
     /* site (set by sysadmins in the site file) */
     {"site.data_dir", ICS_CFG_STRING, "", NO_RANGE, NULL, "shared dataset directory (empty: data.dir)"},
