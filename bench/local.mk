@@ -16,3 +16,8 @@ bench_bench_export_SOURCES = bench/bench_export.c
 bench_bench_export_LDADD = libicsparse.la
 EXTRA_DIST += bench/bench_export_ort.py
 dist_noinst_SCRIPTS += bench/run-export-bench
+# Op-level throughput beside PyTorch (owned by src/backend/cpu).
+noinst_PROGRAMS += bench/bench_ops
+bench_bench_ops_SOURCES = bench/bench_ops.c
+bench_bench_ops_LDADD = libicsparse.la
+EXTRA_DIST += tests/torchref/ops_bench.py
