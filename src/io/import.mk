@@ -1,1 +1,9 @@
 # src/io/import.mk: importing PyTorch and SparseZoo checkpoints (and the W&B bridge tests)
+libicsparse_la_SOURCES += src/io/pth_import.c
+noinst_HEADERS += src/io/pth_import.h
+
+check_PROGRAMS += tests/unit/test_pth_import
+tests_unit_test_pth_import_SOURCES = tests/unit/test_pth_import.c
+tests_unit_test_pth_import_LDADD = $(ICS_TEST_LIBS)
+TESTS += tests/unit/test_pth_import
+EXTRA_DIST += tests/torchref/import_make.py

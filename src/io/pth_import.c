@@ -1,0 +1,480 @@
+/*
+ * Importing torch.save checkpoints into an icsparse model (see
+ * pth_import.h). Checks first, copies after: a refused file leaves the
+ * model untouched.
+ */
+#include "io/pth_import.h"
+
+#include <icsparse/checkpoint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "io/pth_reader.h"
+
+void ics_pth_import_report_free(ics_pth_import_report *report)
+{
+    if (!report) return;
+    free(report->recipe);
+    memset(report, 0, sizeof *report);
+}
+
+/* Copies "head" then "tail" into out; -1 when it does not fit. */
+static int join(char *out, size_t size, const char *head, const char *tail)
+{
+    int n = snprintf(out, size, "%s%s", head, tail);
+    return (n < 0 || (size_t)n >= size) ? -1 : 0;
+}
+
+int ics_pth_import_map_key(const char *key, char *out, size_t size)
+{
+    /* DataParallel inside DDP can stack the prefix: strip every one. */
+    const char *k = key;
+    while (strncmp(k, "module.", 7) == 0) k += 7;
+    /* SparseML's ResNet (sparseml.pytorch.models.classification.resnet)
+     * names its modules differently from torchvision but has the same
+     * architecture: input.{conv,bn}, sections.S.B.{conv1..3,bn1..3,
+     * identity.{conv,bn}}, classifier.fc. */
+    if (strncmp(k, "input.conv.", 11) == 0) return join(out, size, "conv1.", k + 11) ? -1 : 1;
+    if (strncmp(k, "input.bn.", 9) == 0) return join(out, size, "bn1.", k + 9) ? -1 : 1;
+    if (strncmp(k, "classifier.fc.", 14) == 0) return join(out, size, "fc.", k + 14) ? -1 : 1;
+    if (strncmp(k, "sections.", 9) == 0) {
+        char *end;
+        long s = strtol(k + 9, &end, 10);
+        if (end != k + 9 && *end == '.' && s >= 0 && s < 1000) {
+            const char *b = end + 1;
+            long blk = strtol(b, &end, 10);
+            if (end != b && *end == '.' && blk >= 0) {
+                const char *rest = end + 1;
+                const char *sub = rest, *subst = "";
+                if (strncmp(rest, "identity.conv.", 14) == 0) {
+                    subst = "downsample.0.";
+                    sub = rest + 14;
+                } else if (strncmp(rest, "identity.bn.", 12) == 0) {
+                    subst = "downsample.1.";
+                    sub = rest + 12;
+                }
+                int n = snprintf(out, size, "layer%ld.%ld.%s%s", s + 1, blk, subst, sub);
+                return (n < 0 || (size_t)n >= size) ? -1 : 1;
+            }
+        }
+    }
+    return join(out, size, "", k) ? -1 : 0;
+}
+
+/* QAT training-only state SparseML / torch.ao leave in a state_dict: fake
+ * quantization modules and their observers. */
+static int is_qat_extra(const char *name)
+{
+    return strstr(name, "fake_quant") != NULL || strstr(name, "activation_post_process") != NULL;
+}
+
+typedef struct entry {
+    const char *file_key; /* as in the file */
+    char name[ICS_NAME_MAX + 64];
+    const ics_pv *tensor;
+    int used;
+} entry;
+
+/* Edit distance with adjacent transpositions (optimal string alignment:
+ * "wieght" is one edit from "weight"), for naming the closest key in
+ * "missing" errors. Names are cut at ROW_MAX - 1 characters. */
+#define ROW_MAX (ICS_NAME_MAX + 66)
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t r0[ROW_MAX], r1[ROW_MAX], r2[ROW_MAX];
+    size_t *prev2 = r0, *prev = r1, *cur = r2;
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > ROW_MAX - 1) la = ROW_MAX - 1;
+    if (lb > ROW_MAX - 1) lb = ROW_MAX - 1;
+    for (size_t j = 0; j <= lb; j++) prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < best) best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
+            cur[j] = best;
+        }
+        size_t *t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[lb];
+}
+
+/* The entry whose name is closest to name, among the unclaimed ones
+ * (also the claimed ones when any_entry is set); NULL if none. */
+static const entry *closest(const entry *e, size_t n, const char *name, int any_entry)
+{
+    const entry *best = NULL;
+    size_t bd = (size_t)-1;
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].used && !any_entry) continue;
+        size_t d = edit_distance(e[i].name, name);
+        if (d < bd) {
+            bd = d;
+            best = &e[i];
+        }
+    }
+    return best;
+}
+
+static void shape_text(char *out, size_t size, int ndim, const int64_t *shape)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    used += (size_t)snprintf(out, size, "[");
+    for (int d = 0; d < ndim && used < size; d++)
+        used += (size_t)snprintf(out + used, size - used, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (used < size) snprintf(out + used, size - used, "]");
+}
+
+/* The model's classifier: its last linear layer (fc for resnets,
+ * classifier for simple_cnn, classifier.1 / classifier.6 for mobilenet_v2
+ * and vgg); -1 if none. */
+static int classifier_node(const ics_model *model)
+{
+    int found = -1;
+    for (int i = 0; i < ics_model_num_nodes(model); i++)
+        if (ics_model_node(model, i)->kind == ICS_OP_LINEAR) found = i;
+    return found;
+}
+
+/* Fills the report from the checkpoint dict's metadata. */
+static ics_status read_metadata(const ics_pth *pth, ics_pth_import_report *rep, ics_error *err)
+{
+    const ics_pv *root = ics_pth_root(pth);
+    if (!root || root->kind != ICS_PV_DICT || ics_pth_is_tensor_dict(root)) return ICS_OK;
+    const char *recipe = ics_pv_get_string(root, "recipe");
+    if (recipe) {
+        rep->recipe = ics_strdup(recipe, err);
+        if (!rep->recipe) return ICS_ERR_NOMEM;
+    }
+    double epoch;
+    if (ics_pv_get_float(root, "epoch", &epoch) == 0) {
+        rep->has_epoch = 1;
+        rep->epoch = epoch;
+    }
+    const char *arch = ics_pv_get_string(root, "arch_key");
+    if (arch) snprintf(rep->arch_key, sizeof rep->arch_key, "%s", arch);
+    const ics_pv *opt = ics_pv_dict_get(root, "optimizer");
+    rep->has_optimizer = opt && opt->kind != ICS_PV_NONE;
+    return ICS_OK;
+}
+
+/* Builds the mapped key table of the file's state_dict. */
+static ics_status collect(const ics_pth *pth, const char *label, entry **out, size_t *count,
+                          ics_pth_import_report *rep, ics_error *err)
+{
+    const ics_pv *sd = ics_pth_state_dict(pth);
+    if (!sd)
+        return ICS_FAIL(err, ICS_ERR_FORMAT,
+                        "%s: no state_dict (expected a dict of tensors, or a checkpoint dict with a "
+                        "'state_dict' or 'model' entry)",
+                        label);
+    size_t n = sd->u.dict.len;
+    entry *e = ics_calloc(n ? n : 1, sizeof *e, "import key table", err);
+    if (!e) return ICS_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *key = sd->u.dict.keys[i]->u.str.data;
+        e[i].file_key = key;
+        e[i].tensor = sd->u.dict.values[i];
+        int r = ics_pth_import_map_key(key, e[i].name, sizeof e[i].name);
+        if (r < 0) {
+            free(e);
+            return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: state_dict key '%.80s...' is too long", label, key);
+        }
+        rep->renamed += r;
+        rep->module_prefix += strncmp(key, "module.", 7) == 0;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(e[j].name, e[i].name) == 0) {
+                ics_status st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: keys '%s' and '%s' both stand for '%s'", label,
+                                         e[j].file_key, key, e[i].name);
+                free(e);
+                return st;
+            }
+    }
+    *out = e;
+    *count = n;
+    return ICS_OK;
+}
+
+static entry *find(entry *e, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(e[i].name, name) == 0) return &e[i];
+    return NULL;
+}
+
+/* Checks every model tensor against the table and, when all is well,
+ * copies. */
+static ics_status import_entries(entry *e, size_t n, const char *label, ics_model *model,
+                                 ics_pth_import_report *rep, ics_error *err)
+{
+    int nt = ics_model_num_tensors(model);
+    int cls = classifier_node(model);
+    int reinit_any = 0;
+    char *reinit = ics_calloc((size_t)nt + 1, 1, "import flags", err);
+    if (!reinit) return ICS_ERR_NOMEM;
+    ics_status st = ICS_OK;
+    /* Mark every match first, so that a missing tensor's closest key is
+     * sought among the keys nothing claimed. */
+    for (int i = 0; i < nt; i++) {
+        entry *x = find(e, n, ics_model_tensor(model, i)->name);
+        if (x) x->used = 1;
+    }
+    for (int i = 0; i < nt && !st; i++) {
+        const ics_tensor_info *ti = ics_model_tensor(model, i);
+        entry *x = find(e, n, ti->name);
+        if (!x) {
+            const entry *c = closest(e, n, ti->name, 0);
+            if (!c) c = closest(e, n, ti->name, 1);
+            if (c && strcmp(c->name, c->file_key) != 0)
+                st = ICS_FAIL(err, ICS_ERR_FORMAT,
+                              "%s: tensor '%s' of %s is missing (closest key present: '%s', from '%s')", label,
+                              ti->name, ics_model_arch(model), c->name, c->file_key);
+            else
+                st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: tensor '%s' of %s is missing (closest key present: '%s')",
+                              label, ti->name, ics_model_arch(model), c ? c->name : "none, the state_dict is empty");
+            break;
+        }
+        const ics_pv *t = x->tensor;
+        if (ti->kind == ICS_TENSOR_COUNTER) {
+            if (t->u.tensor.numel != 1)
+                st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: tensor '%s' has %zu elements, expected a scalar", label,
+                              x->file_key, t->u.tensor.numel);
+            continue;
+        }
+        int same = t->u.tensor.ndim == ti->ndim;
+        for (int d = 0; same && d < ti->ndim; d++) same = t->u.tensor.shape[d] == ti->shape[d];
+        if (ti->node == cls && ti->kind == ICS_TENSOR_WEIGHT && t->u.tensor.ndim == ti->ndim)
+            rep->file_num_classes = (int)t->u.tensor.shape[0];
+        if (same) continue;
+        /* Transfer learning: a classifier for another number of classes
+         * (same input features) is the one tensor allowed to differ. */
+        int other_classes = ti->node == cls && t->u.tensor.ndim == ti->ndim &&
+                            (ti->kind == ICS_TENSOR_BIAS ||
+                             (ti->kind == ICS_TENSOR_WEIGHT && t->u.tensor.shape[1] == ti->shape[1]));
+        if (other_classes) {
+            reinit[i] = 1;
+            reinit_any = 1;
+            continue;
+        }
+        char got[96], want[96];
+        shape_text(got, sizeof got, t->u.tensor.ndim, t->u.tensor.shape);
+        shape_text(want, sizeof want, ti->ndim, ti->shape);
+        st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: tensor '%s' has shape %s, %s expects %s", label, x->file_key, got,
+                      ics_model_arch(model), want);
+    }
+    for (size_t i = 0; i < n && !st; i++) {
+        if (e[i].used) continue;
+        if (is_qat_extra(e[i].name)) {
+            rep->qat_extras++;
+            continue;
+        }
+        st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: unexpected key '%s' (not a tensor of %s)", label, e[i].file_key,
+                      ics_model_arch(model));
+    }
+    for (int i = 0; i < nt && !st; i++) {
+        const ics_tensor_info *ti = ics_model_tensor(model, i);
+        if (reinit[i]) {
+            rep->reinitialized++;
+            continue;
+        }
+        const ics_pv *t = find(e, n, ti->name)->tensor;
+        if (ti->kind == ICS_TENSOR_COUNTER) {
+            int64_t *c = ics_model_tensor_counter(model, i);
+            if (t->u.tensor.dtype == ICS_DT_INT64) {
+                memcpy(c, t->u.tensor.data, sizeof *c);
+            } else {
+                float v;
+                st = ics_pv_tensor_to_f32(t, &v, 1, err);
+                *c = (int64_t)llroundf(v);
+            }
+        } else {
+            st = ics_pv_tensor_to_f32(t, ics_model_tensor_data(model, i), (size_t)ti->numel, err);
+        }
+        rep->tensors_loaded += !st;
+    }
+    if (!st && reinit_any) {
+        const ics_node *node = ics_model_node(model, cls);
+        snprintf(rep->reinit_layer, sizeof rep->reinit_layer, "%s", node->name);
+        ICS_WARN("%s: classifier '%s' has %d classes there, the model %d: '%s' is re-initialized "
+                 "(transfer learning)",
+                 label, node->name, rep->file_num_classes, node->out_c, node->name);
+    }
+    free(reinit);
+    return st;
+}
+
+/* Refuses checkpoints whose recipe quantizes: their weights only make
+ * sense with the fake quantization applied, which icsparse lacks. */
+static ics_status check_recipe(const char *label, const ics_pth_import_report *rep, ics_error *err)
+{
+    if (rep->recipe && strstr(rep->recipe, "Quantization"))
+        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
+                        "%s: its recipe has quantization (QuantizationModifier): importing QAT checkpoints "
+                        "needs quantization-aware training, which icsparse does not have yet",
+                        label);
+    return ICS_OK;
+}
+
+static ics_status import_loaded(const ics_pth *pth, const char *label, ics_model *model, ics_pth_import_report *rep,
+                                ics_error *err)
+{
+    ics_status st = read_metadata(pth, rep, err);
+    if (!st) st = check_recipe(label, rep, err);
+    entry *e = NULL;
+    size_t n = 0;
+    if (!st) st = collect(pth, label, &e, &n, rep, err);
+    if (!st) st = import_entries(e, n, label, model, rep, err);
+    free(e);
+    return st;
+}
+
+ics_status ics_pth_import_into_model(const char *path, ics_model *model, ics_pth_import_report *report,
+                                     ics_error *err)
+{
+    ics_pth_import_report local;
+    ics_pth_import_report *rep = report ? report : &local;
+    memset(rep, 0, sizeof *rep);
+    ics_pth *pth = NULL;
+    ics_status st = ics_pth_load(path, &pth, err);
+    if (!st) st = import_loaded(pth, path, model, rep, err);
+    ics_pth_destroy(pth);
+    if (!report) ics_pth_import_report_free(&local);
+    return st;
+}
+
+/* Rows / columns of the file's tensor that stands for the model tensor
+ * name (dim d), or 0. */
+static int64_t file_dim(const ics_pth *pth, const char *name, int d)
+{
+    const ics_pv *sd = ics_pth_state_dict(pth);
+    if (!sd) return 0;
+    char mapped[ICS_NAME_MAX + 64];
+    for (size_t i = 0; i < sd->u.dict.len; i++) {
+        if (ics_pth_import_map_key(sd->u.dict.keys[i]->u.str.data, mapped, sizeof mapped) < 0) continue;
+        const ics_pv *t = sd->u.dict.values[i];
+        if (strcmp(mapped, name) == 0 && t->u.tensor.ndim > d) return t->u.tensor.shape[d];
+    }
+    return 0;
+}
+
+/* Fraction of zeros over the prunable weights (the checkpoint's sparsity
+ * attribute). */
+static double model_sparsity(ics_model *model)
+{
+    double zeros = 0, total = 0;
+    for (int i = 0; i < ics_model_num_tensors(model); i++) {
+        const ics_tensor_info *ti = ics_model_tensor(model, i);
+        if (!ti->prunable) continue;
+        const float *d = ics_model_tensor_data(model, i);
+        for (int64_t k = 0; k < ti->numel; k++) zeros += d[k] == 0.0f;
+        total += (double)ti->numel;
+    }
+    return total > 0 ? zeros / total : 0.0;
+}
+
+/* Creates the model the file fits: class count and input channels read
+ * from the file when opts leaves them open. */
+static ics_status create_fitting_model(const ics_pth *pth, const char *arch, const ics_model_options *given,
+                                       ics_model **out, ics_error *err)
+{
+    ics_model_options o;
+    if (given)
+        o = *given;
+    else
+        ics_model_options_default(&o);
+    int want_classes = o.num_classes <= 0, want_channels = o.in_channels <= 0;
+    ics_model *m = NULL;
+    ics_status st = ics_model_create(arch, &o, &m, err);
+    if (st) return st;
+    int redo = 0;
+    int cls = classifier_node(m);
+    if (want_classes && cls >= 0) {
+        char name[ICS_NAME_MAX + 16];
+        snprintf(name, sizeof name, "%s.weight", ics_model_node(m, cls)->name);
+        int64_t rows = file_dim(pth, name, 0);
+        if (rows > 0 && rows <= 1000000 && rows != ics_model_node(m, cls)->out_c) {
+            o.num_classes = (int)rows;
+            redo = 1;
+        }
+    }
+    if (want_channels) {
+        for (int i = 0; i < ics_model_num_nodes(m); i++) {
+            const ics_node *nd = ics_model_node(m, i);
+            if (nd->kind != ICS_OP_CONV2D) continue;
+            char name[ICS_NAME_MAX + 16];
+            snprintf(name, sizeof name, "%s.weight", nd->name);
+            int64_t c = file_dim(pth, name, 1);
+            if (c > 0 && c <= 64 && c != ics_model_get_options(m)->in_channels) {
+                o.in_channels = (int)c;
+                redo = 1;
+            }
+            break;
+        }
+    }
+    if (redo) {
+        ics_model_destroy(m);
+        m = NULL;
+        st = ics_model_create(arch, &o, &m, err);
+    }
+    if (!st) *out = m;
+    return st;
+}
+
+ics_status ics_pth_import_to_checkpoint(const char *path, const char *arch, const ics_model_options *opts,
+                                        const char *out_h5, ics_error *err)
+{
+    ics_pth_import_report rep;
+    memset(&rep, 0, sizeof rep);
+    ics_pth *pth = NULL;
+    ics_model *model = NULL;
+    ics_status st = ics_pth_load(path, &pth, err);
+    if (!st) st = read_metadata(pth, &rep, err);
+    if (!st && (!arch || !arch[0])) {
+        if (!rep.arch_key[0])
+            st = ICS_FAIL(err, ICS_ERR_CONFIG, "%s has no arch_key: name the architecture (--arch)", path);
+        arch = rep.arch_key;
+    }
+    if (!st) st = create_fitting_model(pth, arch, opts, &model, err);
+    if (!st) {
+        ics_model_init_params(model, 0);
+        ics_pth_import_report_free(&rep);
+        st = import_loaded(pth, path, model, &rep, err);
+    }
+    ics_checkpoint_writer *w = NULL;
+    if (!st) st = ics_checkpoint_begin(out_h5, &w, err);
+    if (!st) {
+        ics_checkpoint_info info;
+        ics_checkpoint_info_init(&info);
+        snprintf(info.arch, sizeof info.arch, "%s", ics_model_arch(model));
+        info.model_options = *ics_model_get_options(model);
+        info.world_size = 1;
+        snprintf(info.kind, sizeof info.kind, "imported");
+        info.sparsity = model_sparsity(model);
+        st = ics_checkpoint_put_info(w, &info, err);
+        if (!st) st = ics_checkpoint_put_model(w, model, err);
+        if (!st && rep.recipe) st = ics_checkpoint_put_text(w, "recipe", rep.recipe, err);
+        if (!st)
+            st = ics_checkpoint_commit(w, err);
+        else
+            ics_checkpoint_abort(w);
+    }
+    if (!st)
+        ICS_INFO("imported %s (%d tensors%s%s) into %s", path, rep.tensors_loaded,
+                 rep.renamed ? ", SparseZoo names" : "", rep.reinitialized ? ", classifier re-initialized" : "",
+                 out_h5);
+    ics_model_destroy(model);
+    ics_pth_destroy(pth);
+    ics_pth_import_report_free(&rep);
+    return st;
+}
