@@ -7,3 +7,6 @@ tests_unit_test_pth_import_SOURCES = tests/unit/test_pth_import.c
 tests_unit_test_pth_import_LDADD = $(ICS_TEST_LIBS)
 TESTS += tests/unit/test_pth_import
 EXTRA_DIST += tests/torchref/import_make.py
+
+TESTS += tests/integration/test_import.sh
+dist_noinst_SCRIPTS += tests/integration/test_import.sh

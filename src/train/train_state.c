@@ -9,6 +9,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "dist/dist.h"
+#include "io/pth_import.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -130,8 +131,18 @@ ics_status ics_train_restore_masks(ics_trainer *t, const char *path, ics_error *
 ics_status ics_train_init_from(ics_trainer *t, const char *path, ics_error *err)
 {
     size_t len = strlen(path);
-    if (len > 4 && (strcmp(path + len - 4, ".pth") == 0 || strcmp(path + len - 3, ".pt") == 0))
-        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "%s: importing PyTorch checkpoints is not implemented yet", path);
+    if (len > 4 && (strcmp(path + len - 4, ".pth") == 0 || strcmp(path + len - 3, ".pt") == 0)) {
+        /* A PyTorch / SparseZoo checkpoint (src/io/pth_import.c). Its
+         * recipe is not applied here (the recipe manager's job). */
+        ics_pth_import_report rep;
+        ics_status st = ics_pth_import_into_model(path, t->model, &rep, err);
+        if (!st && t->rank == 0 && rep.recipe)
+            ICS_INFO("%s carries a recipe (epoch %g): not applied by --init-from", path, rep.epoch);
+        if (!st && t->rank == 0 && rep.qat_extras)
+            ICS_INFO("%s: %d fake-quantization / observer entries skipped", path, rep.qat_extras);
+        ics_pth_import_report_free(&rep);
+        return st;
+    }
     return load_checkpoint(t, path, 0, err);
 }
 
