@@ -30,7 +30,9 @@ static double now_s(void)
 int main(int argc, char **argv)
 {
     if (argc != 11) {
-        fprintf(stderr, "usage: %s ARCH BATCH H W CHANNELS CLASSES CIFAR_STEM STEPS THREADS OUT.onnx\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s ARCH BATCH H W CHANNELS CLASSES CIFAR_STEM STEPS THREADS OUT.onnx\n",
+                argv[0]);
         return 2;
     }
     const char *arch = argv[1];
@@ -48,7 +50,8 @@ int main(int argc, char **argv)
 
     ics_error err;
     ics_model *m = NULL;
-    if (ics_model_create(arch, &o, &m, &err) != ICS_OK || ics_model_plan(m, batch, 0, &err) != ICS_OK) {
+    if (ics_model_create(arch, &o, &m, &err) != ICS_OK ||
+        ics_model_plan(m, batch, 0, &err) != ICS_OK) {
         fprintf(stderr, "bench_export: %s\n", err.message);
         ics_model_destroy(m);
         return 1;

@@ -11,7 +11,8 @@
 
 static const ics_app_option options[] = {
     {"checkpoint", 'C', 1, NULL, "FILE", "RUN/ckpt/best.h5", "checkpoint to export"},
-    {"output", 'o', 1, "export.dir", "DIR", NULL, "output directory (model.onnx or model.pth; empty: RUN/export)"},
+    {"output", 'o', 1, "export.dir", "DIR", NULL,
+     "output directory (model.onnx or model.pth; empty: RUN/export)"},
     {"format", 'f', 1, NULL, "onnx|torchscript|pth", "onnx", "what to write"},
     {"opset", 0, 1, "export.opset", "N", NULL, "ONNX opset (13..17)"},
     {"batch-size", 'b', 1, "export.batch_size", "N", NULL, "static batch size (0: dynamic)"},
@@ -27,9 +28,11 @@ static ics_status run(ics_app *app, ics_error *err)
 {
     const ics_config *cfg = ics_app_config(app);
     if (ics_app_option_value(app, "one-shot"))
-        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "--one-shot needs the recipe manager, which is not there yet");
+        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
+                        "--one-shot needs the recipe manager, which is not there yet");
     if (ics_app_option_value(app, "sparsezoo-dir"))
-        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "--sparsezoo-dir is not implemented yet (use --deployment-dir)");
+        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
+                        "--sparsezoo-dir is not implemented yet (use --deployment-dir)");
 
     ics_export_format format = ICS_EXPORT_ONNX;
     const char *fmt = ics_app_option_value(app, "format");
@@ -40,7 +43,8 @@ static ics_status run(ics_app *app, ics_error *err)
     ics_export_options_default(&opts);
     opts.opset = (int)ics_config_int(cfg, "export.opset");
     opts.batch_size = (int)ics_config_int(cfg, "export.batch_size");
-    opts.dynamic_shape = ics_app_option_value(app, "dynamic-shape") != NULL || ics_config_bool(cfg, "export.dynamic_shape");
+    opts.dynamic_shape = ics_app_option_value(app, "dynamic-shape") != NULL ||
+                         ics_config_bool(cfg, "export.dynamic_shape");
     opts.fold_bn = ics_config_bool(cfg, "export.fold_bn");
     opts.force = ics_app_option_value(app, "force") != NULL;
 
@@ -57,14 +61,21 @@ static ics_status run(ics_app *app, ics_error *err)
     else
         snprintf(output, sizeof output, "%s/export", run_dir);
     char written[4200];
-    return ics_export_checkpoint(checkpoint, format, &opts, output, ics_app_option_value(app, "deployment-dir"),
-                                 written, sizeof written, err);
+    return ics_export_checkpoint(checkpoint, format, &opts, output,
+                                 ics_app_option_value(app, "deployment-dir"), written,
+                                 sizeof written, err);
 }
 
 int main(int argc, char **argv)
 {
     static const ics_app_spec spec = {
-        "icsparse-export", "Export a checkpoint to ONNX (fp32), a PyTorch .pth or a deployment directory.",
-        NULL, 0, 0, options, 0, run};
+        "icsparse-export",
+        "Export a checkpoint to ONNX (fp32), a PyTorch .pth or a deployment directory.",
+        NULL,
+        0,
+        0,
+        options,
+        0,
+        run};
     return ics_app_main(&spec, argc, argv);
 }

@@ -31,10 +31,15 @@ void ics_export_options_default(ics_export_options *opts)
 
 ics_status ics_export_format_parse(const char *name, ics_export_format *out, ics_error *err)
 {
-    if (strcmp(name, "onnx") == 0) *out = ICS_EXPORT_ONNX;
-    else if (strcmp(name, "pth") == 0) *out = ICS_EXPORT_PTH;
-    else if (strcmp(name, "torchscript") == 0) *out = ICS_EXPORT_TORCHSCRIPT;
-    else return ICS_FAIL(err, ICS_ERR_CONFIG, "unknown export format '%s' (onnx, pth, torchscript)", name);
+    if (strcmp(name, "onnx") == 0)
+        *out = ICS_EXPORT_ONNX;
+    else if (strcmp(name, "pth") == 0)
+        *out = ICS_EXPORT_PTH;
+    else if (strcmp(name, "torchscript") == 0)
+        *out = ICS_EXPORT_TORCHSCRIPT;
+    else
+        return ICS_FAIL(err, ICS_ERR_CONFIG, "unknown export format '%s' (onnx, pth, torchscript)",
+                        name);
     return ICS_OK;
 }
 
@@ -62,7 +67,8 @@ ics_status ics_export_mkdirs(const char *dir, ics_error *err)
             char saved = *p;
             *p = '\0';
             if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return ICS_FAIL(err, ICS_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
+                return ICS_FAIL(err, ICS_ERR_IO, "cannot create directory %s: %s", buf,
+                                strerror(errno));
             *p = saved;
             if (saved == '\0') break;
         }
@@ -87,7 +93,8 @@ ics_status ics_export_write_atomic(const char *path, const void *bytes, size_t l
     ok = fclose(f) == 0 && ok;
     if (!ok) {
         unlink(tmp);
-        return ICS_FAIL(err, ICS_ERR_IO, "cannot write %s: %s", tmp, strerror(saved ? saved : errno));
+        return ICS_FAIL(err, ICS_ERR_IO, "cannot write %s: %s", tmp,
+                        strerror(saved ? saved : errno));
     }
     if (rename(tmp, path) != 0) {
         saved = errno;
@@ -98,7 +105,8 @@ ics_status ics_export_write_atomic(const char *path, const void *bytes, size_t l
 }
 
 /* Promise (export.h): path holds the ONNX model, or is untouched. */
-ics_status ics_export_onnx(ics_model *model, const ics_export_options *opts, const char *path, ics_error *err)
+ics_status ics_export_onnx(ics_model *model, const ics_export_options *opts, const char *path,
+                           ics_error *err)
 {
     ics_status st = ics_export_check_target(path, opts->force, err);
     if (st != ICS_OK) return st;
@@ -119,13 +127,14 @@ ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format forma
                                  ics_error *err)
 {
     if (format == ICS_EXPORT_TORCHSCRIPT)
-        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "TorchScript export is not implemented yet (use onnx or pth)");
+        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
+                        "TorchScript export is not implemented yet (use onnx or pth)");
     if (opts->opset < ICS_EXPORT_OPSET_MIN || opts->opset > ICS_EXPORT_OPSET_MAX)
         return ICS_FAIL(err, ICS_ERR_CONFIG, "ONNX opset %d is out of range (%d..%d)", opts->opset,
                         ICS_EXPORT_OPSET_MIN, ICS_EXPORT_OPSET_MAX);
     char path[4200];
-    if (snprintf(path, sizeof path, "%s/%s", output_dir, format == ICS_EXPORT_ONNX ? "model.onnx" : "model.pth") >=
-        (int)sizeof path)
+    if (snprintf(path, sizeof path, "%s/%s", output_dir,
+                 format == ICS_EXPORT_ONNX ? "model.onnx" : "model.pth") >= (int)sizeof path)
         return ICS_FAIL(err, ICS_ERR_INVALID, "path too long: %s", output_dir);
     ics_status st = ics_export_check_target(path, opts->force, err);
     if (st != ICS_OK) return st;
@@ -142,7 +151,8 @@ ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format forma
     if (ics_checkpoint_get_info(r)->qat_active) {
         ics_checkpoint_close(r);
         return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
-                        "%s: the checkpoint has fake quantization (QAT); int8 QDQ export is not implemented yet",
+                        "%s: the checkpoint has fake quantization (QAT); int8 QDQ export is not "
+                        "implemented yet",
                         checkpoint);
     }
     ics_model *model = NULL;

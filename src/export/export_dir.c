@@ -27,8 +27,8 @@ static int put_dim(char *buf, size_t size, int symbolic, const char *name, int v
 /* Promise (export.h): DIR/deployment/{model.onnx,config.json}, each file
  * written atomically; refused when DIR/deployment/model.onnx exists and
  * opts->force is not set. */
-ics_status ics_export_deployment_dir(ics_model *model, const ics_export_options *opts, const char *dir,
-                                     ics_error *err)
+ics_status ics_export_deployment_dir(ics_model *model, const ics_export_options *opts,
+                                     const char *dir, ics_error *err)
 {
     char sub[4096], onnx_path[4200], json_path[4200];
     if (snprintf(sub, sizeof sub, "%s/deployment", dir) >= (int)sizeof sub)
@@ -50,19 +50,20 @@ ics_status ics_export_deployment_dir(ics_model *model, const ics_export_options 
     /* Arch names are short (model.h's table) and numbers are ints: 2 KiB
      * always holds the description. */
     char json[2048];
-    int n = snprintf(json, sizeof json,
-                     "{\n"
-                     "  \"arch\": \"%s\",\n"
-                     "  \"num_classes\": %d,\n"
-                     "  \"input\": {\"name\": \"input\", \"dtype\": \"float32\", \"layout\": \"NCHW\", "
-                     "\"shape\": [%s, %d, %s, %s]},\n"
-                     "  \"output\": {\"name\": \"output\", \"dtype\": \"float32\", \"shape\": [%s, %d]},\n"
-                     "  \"onnx_opset\": %d,\n"
-                     "  \"fold_bn\": %s,\n"
-                     "  \"producer\": \"icsparse %s\"\n"
-                     "}\n",
-                     ics_model_arch(model), mo->num_classes, batch, mo->in_channels, h, w, batch,
-                     mo->num_classes, opts->opset, opts->fold_bn ? "true" : "false", PACKAGE_VERSION);
+    int n = snprintf(
+        json, sizeof json,
+        "{\n"
+        "  \"arch\": \"%s\",\n"
+        "  \"num_classes\": %d,\n"
+        "  \"input\": {\"name\": \"input\", \"dtype\": \"float32\", \"layout\": \"NCHW\", "
+        "\"shape\": [%s, %d, %s, %s]},\n"
+        "  \"output\": {\"name\": \"output\", \"dtype\": \"float32\", \"shape\": [%s, %d]},\n"
+        "  \"onnx_opset\": %d,\n"
+        "  \"fold_bn\": %s,\n"
+        "  \"producer\": \"icsparse %s\"\n"
+        "}\n",
+        ics_model_arch(model), mo->num_classes, batch, mo->in_channels, h, w, batch,
+        mo->num_classes, opts->opset, opts->fold_bn ? "true" : "false", PACKAGE_VERSION);
     size_t len = n < 0 ? 0 : (size_t)n < sizeof json ? (size_t)n : sizeof json - 1;
     return ics_export_write_atomic(json_path, json, len, err);
 }

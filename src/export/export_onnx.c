@@ -57,7 +57,8 @@ static char *arena_strdup(onnx_arena *a, const char *s, ics_error *err)
 
 static void arena_free(onnx_arena *a)
 {
-    for (size_t i = 0; i < a->len; i++) free(a->blocks[i]);
+    for (size_t i = 0; i < a->len; i++)
+        free(a->blocks[i]);
     free(a->blocks);
     a->blocks = NULL;
     a->len = a->cap = 0;
@@ -109,7 +110,8 @@ static Onnx__AttributeProto *attr_float(onnx_builder *b, const char *name, float
 }
 
 /* A 2-D attribute list (h, w) or a 4-entry pads list (t, l, b, r). */
-static Onnx__AttributeProto *attr_ints(onnx_builder *b, const char *name, const int64_t *v, size_t n)
+static Onnx__AttributeProto *attr_ints(onnx_builder *b, const char *name, const int64_t *v,
+                                       size_t n)
 {
     Onnx__AttributeProto *a = attr_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
     if (!a) return NULL;
@@ -158,7 +160,8 @@ static ics_status add_init_f32(onnx_builder *b, const char *name, int ndim, cons
                                const float *data)
 {
     size_t numel = 1;
-    for (int d = 0; d < ndim; d++) numel *= (size_t)dims[d];
+    for (int d = 0; d < ndim; d++)
+        numel *= (size_t)dims[d];
     Onnx__TensorProto *t = arena_alloc(&b->arena, sizeof *t, b->err);
     if (!t) return ICS_ERR_NOMEM;
     onnx__tensor_proto__init(t);
@@ -200,8 +203,8 @@ static ics_status add_model_tensor(onnx_builder *b, int index)
 
 /* The tensors of one conv, linear or batchnorm node, by role. */
 typedef struct node_tensors {
-    int weight, bias;               /* conv, linear; -1 when absent */
-    int gamma, beta, mean, var;     /* batchnorm */
+    int weight, bias;           /* conv, linear; -1 when absent */
+    int gamma, beta, mean, var; /* batchnorm */
 } node_tensors;
 
 static node_tensors find_tensors(ics_model *model, const ics_node *n)
@@ -211,15 +214,26 @@ static node_tensors find_tensors(ics_model *model, const ics_node *n)
         const ics_tensor_info *ti = ics_model_tensor(model, i);
         size_t len = strlen(ti->name);
         switch (ti->kind) {
-        case ICS_TENSOR_WEIGHT: t.weight = i; break;
-        case ICS_TENSOR_BIAS: t.bias = i; break;
-        case ICS_TENSOR_BN_WEIGHT: t.gamma = i; break;
-        case ICS_TENSOR_BN_BIAS: t.beta = i; break;
-        case ICS_TENSOR_BUFFER:
-            if (len >= 12 && strcmp(ti->name + len - 12, "running_mean") == 0) t.mean = i;
-            else if (len >= 11 && strcmp(ti->name + len - 11, "running_var") == 0) t.var = i;
+        case ICS_TENSOR_WEIGHT:
+            t.weight = i;
             break;
-        case ICS_TENSOR_COUNTER: break;
+        case ICS_TENSOR_BIAS:
+            t.bias = i;
+            break;
+        case ICS_TENSOR_BN_WEIGHT:
+            t.gamma = i;
+            break;
+        case ICS_TENSOR_BN_BIAS:
+            t.beta = i;
+            break;
+        case ICS_TENSOR_BUFFER:
+            if (len >= 12 && strcmp(ti->name + len - 12, "running_mean") == 0)
+                t.mean = i;
+            else if (len >= 11 && strcmp(ti->name + len - 11, "running_var") == 0)
+                t.var = i;
+            break;
+        case ICS_TENSOR_COUNTER:
+            break;
         }
     }
     return t;
@@ -230,7 +244,7 @@ static node_tensors find_tensors(ics_model *model, const ics_node *n)
  * name, and whether its spatial size is independent of the input size. */
 typedef struct walk_state {
     int *alias;
-    int *fold_into;  /* conv node index: its BN folded into it (or -1) */
+    int *fold_into; /* conv node index: its BN folded into it (or -1) */
     int *fixed_size;
     char (*value)[ICS_NAME_MAX + 16];
 } walk_state;
@@ -241,7 +255,8 @@ static int count_readers(ics_model *model, int i)
     int readers = 0;
     for (int j = i + 1; j < ics_model_num_nodes(model); j++) {
         const ics_node *n = ics_model_node(model, j);
-        for (int k = 0; k < n->num_inputs; k++) readers += n->inputs[k] == i;
+        for (int k = 0; k < n->num_inputs; k++)
+            readers += n->inputs[k] == i;
     }
     return readers;
 }
@@ -313,11 +328,13 @@ static ics_status add_adaptive_matmul(onnx_builder *b, const ics_node *n, int in
     if (ah && awt) {
         for (int o = 0; o < oh; o++) {
             int s = (o * ih) / oh, e = ((o + 1) * ih + oh - 1) / oh;
-            for (int i = s; i < e; i++) ah[(size_t)o * (size_t)ih + (size_t)i] = 1.0f / (float)(e - s);
+            for (int i = s; i < e; i++)
+                ah[(size_t)o * (size_t)ih + (size_t)i] = 1.0f / (float)(e - s);
         }
         for (int o = 0; o < ow; o++) {
             int s = (o * iw) / ow, e = ((o + 1) * iw + ow - 1) / ow;
-            for (int i = s; i < e; i++) awt[(size_t)i * (size_t)ow + (size_t)o] = 1.0f / (float)(e - s);
+            for (int i = s; i < e; i++)
+                awt[(size_t)i * (size_t)ow + (size_t)o] = 1.0f / (float)(e - s);
         }
         int64_t dh[2] = {oh, ih}, dw[2] = {iw, ow};
         st = add_init_f32(b, rows, 2, dh, ah);
@@ -349,7 +366,8 @@ static ics_status emit_node(onnx_builder *b, walk_state *ws, int i)
         char bias_name[ICS_NAME_MAX + 32] = "";
         ics_status st;
         if (ws->fold_into[i] >= 0) {
-            st = add_folded_conv(b, n, ics_model_node(model, ws->fold_into[i]), bias_name, sizeof bias_name);
+            st = add_folded_conv(b, n, ics_model_node(model, ws->fold_into[i]), bias_name,
+                                 sizeof bias_name);
         } else {
             st = add_model_tensor(b, t.weight);
             if (st == ICS_OK && t.bias >= 0) {
@@ -400,26 +418,30 @@ static ics_status emit_node(onnx_builder *b, walk_state *ws, int i)
         return add_node(b, "MaxPool", name, &in0, 1, out, attrs, 4);
     }
     case ICS_OP_AVGPOOL2D: {
-        Onnx__AttributeProto *attrs[5] = {
-            attr_int(b, "ceil_mode", n->ceil_mode), attr_int(b, "count_include_pad", n->count_include_pad),
-            attr_ints(b, "kernel_shape", kernel, 2), attr_ints(b, "pads", pads, 4),
-            attr_ints(b, "strides", strides, 2)};
+        Onnx__AttributeProto *attrs[5] = {attr_int(b, "ceil_mode", n->ceil_mode),
+                                          attr_int(b, "count_include_pad", n->count_include_pad),
+                                          attr_ints(b, "kernel_shape", kernel, 2),
+                                          attr_ints(b, "pads", pads, 4),
+                                          attr_ints(b, "strides", strides, 2)};
         return add_node(b, "AveragePool", name, &in0, 1, out, attrs, 5);
     }
     case ICS_OP_ADAPTIVE_AVGPOOL2D: {
         const ics_node *src = ics_model_node(model, n->inputs[0]);
         int ih = src->out_h, iw = src->out_w;
-        if (n->out_h == 1 && n->out_w == 1) return add_node(b, "GlobalAveragePool", name, &in0, 1, out, NULL, 0);
+        if (n->out_h == 1 && n->out_w == 1)
+            return add_node(b, "GlobalAveragePool", name, &in0, 1, out, NULL, 0);
         if (!ws->fixed_size[n->inputs[0]])
-            return ICS_FAIL(b->err, ICS_ERR_INVALID,
-                            "ONNX export: node '%s' (adaptive average pool to %dx%d) needs a fixed input "
-                            "size: export without --dynamic-shape",
-                            name, n->out_h, n->out_w);
+            return ICS_FAIL(
+                b->err, ICS_ERR_INVALID,
+                "ONNX export: node '%s' (adaptive average pool to %dx%d) needs a fixed input "
+                "size: export without --dynamic-shape",
+                name, n->out_h, n->out_w);
         if (ih % n->out_h == 0 && iw % n->out_w == 0) {
             /* Equal windows: adaptive pooling is plain average pooling. */
             int64_t k[2] = {ih / n->out_h, iw / n->out_w};
             int64_t zero[4] = {0, 0, 0, 0};
-            Onnx__AttributeProto *attrs[3] = {attr_ints(b, "kernel_shape", k, 2), attr_ints(b, "pads", zero, 4),
+            Onnx__AttributeProto *attrs[3] = {attr_ints(b, "kernel_shape", k, 2),
+                                              attr_ints(b, "pads", zero, 4),
                                               attr_ints(b, "strides", k, 2)};
             return add_node(b, "AveragePool", name, &in0, 1, out, attrs, 3);
         }
@@ -490,13 +512,14 @@ static ics_status plan_walk(onnx_builder *b, walk_state *ws, int *final_node)
             break;
         case ICS_OP_FLATTEN:
             if (!ws->fixed_size[in])
-                return ICS_FAIL(b->err, ICS_ERR_INVALID,
-                                "ONNX export: --dynamic-shape: %s flattens a %dx%dx%d map whose size follows "
-                                "the input size, so the classifier needs a fixed %dx%d input (the model has "
-                                "no adaptive pooling before it)",
-                                ics_model_arch(model), ics_model_node(model, in)->out_c,
-                                ics_model_node(model, in)->out_h, ics_model_node(model, in)->out_w,
-                                ics_model_get_options(model)->in_h, ics_model_get_options(model)->in_w);
+                return ICS_FAIL(
+                    b->err, ICS_ERR_INVALID,
+                    "ONNX export: --dynamic-shape: %s flattens a %dx%dx%d map whose size follows "
+                    "the input size, so the classifier needs a fixed %dx%d input (the model has "
+                    "no adaptive pooling before it)",
+                    ics_model_arch(model), ics_model_node(model, in)->out_c,
+                    ics_model_node(model, in)->out_h, ics_model_node(model, in)->out_w,
+                    ics_model_get_options(model)->in_h, ics_model_get_options(model)->in_w);
             break;
         default:
             break;
@@ -512,14 +535,15 @@ static ics_status plan_walk(onnx_builder *b, walk_state *ws, int *final_node)
 
 /* A graph input or output: float tensor with the given dims, where a dim
  * of -1 is symbolic and named by `params`. */
-static Onnx__ValueInfoProto *value_info(onnx_builder *b, const char *name, int ndim, const int64_t *dims,
-                                        const char *const *params)
+static Onnx__ValueInfoProto *value_info(onnx_builder *b, const char *name, int ndim,
+                                        const int64_t *dims, const char *const *params)
 {
     Onnx__ValueInfoProto *v = arena_alloc(&b->arena, sizeof *v, b->err);
     Onnx__TypeProto *type = arena_alloc(&b->arena, sizeof *type, b->err);
     Onnx__TypeProto__Tensor *tt = arena_alloc(&b->arena, sizeof *tt, b->err);
     Onnx__TensorShapeProto *shape = arena_alloc(&b->arena, sizeof *shape, b->err);
-    Onnx__TensorShapeProto__Dimension **dim = arena_alloc(&b->arena, (size_t)ndim * sizeof *dim, b->err);
+    Onnx__TensorShapeProto__Dimension **dim =
+        arena_alloc(&b->arena, (size_t)ndim * sizeof *dim, b->err);
     if (!v || !type || !tt || !shape || !dim) return NULL;
     onnx__value_info_proto__init(v);
     onnx__type_proto__init(type);
@@ -600,7 +624,8 @@ static ics_status build_model(onnx_builder *b, Onnx__ModelProto **out)
     opset->domain = arena_strdup(&b->arena, "", b->err);
     m->producer_name = arena_strdup(&b->arena, "icsparse", b->err);
     m->producer_version = arena_strdup(&b->arena, PACKAGE_VERSION, b->err);
-    if (!ins[0] || !outs[0] || !g->name || !opset->domain || !m->producer_name || !m->producer_version)
+    if (!ins[0] || !outs[0] || !g->name || !opset->domain || !m->producer_name ||
+        !m->producer_version)
         return ICS_ERR_NOMEM;
     g->n_input = g->n_output = 1;
     g->input = ins;
@@ -631,8 +656,8 @@ ics_status ics_export_onnx_bytes(ics_model *model, const ics_export_options *opt
     *bytes = NULL;
     *len = 0;
     if (opts->opset < ICS_EXPORT_OPSET_MIN || opts->opset > ICS_EXPORT_OPSET_MAX)
-        return ICS_FAIL(err, ICS_ERR_INVALID, "ONNX export: opset %d is out of range (%d..%d)", opts->opset,
-                        ICS_EXPORT_OPSET_MIN, ICS_EXPORT_OPSET_MAX);
+        return ICS_FAIL(err, ICS_ERR_INVALID, "ONNX export: opset %d is out of range (%d..%d)",
+                        opts->opset, ICS_EXPORT_OPSET_MIN, ICS_EXPORT_OPSET_MAX);
     if (opts->batch_size < 0)
         return ICS_FAIL(err, ICS_ERR_INVALID, "ONNX export: batch size %d is negative (0: dynamic)",
                         opts->batch_size);
@@ -649,8 +674,10 @@ ics_status ics_export_onnx_bytes(ics_model *model, const ics_export_options *opt
          * is needed. */
         size_t size = onnx__model_proto__get_packed_size(m);
         *bytes = ics_malloc(size ? size : 1, "ONNX model bytes", err);
-        if (!*bytes) st = ICS_ERR_NOMEM;
-        else *len = onnx__model_proto__pack(m, *bytes);
+        if (!*bytes)
+            st = ICS_ERR_NOMEM;
+        else
+            *len = onnx__model_proto__pack(m, *bytes);
     }
     arena_free(&b.arena);
     return st;

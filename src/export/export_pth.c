@@ -28,11 +28,11 @@ ics_status ics_export_pth(ics_model *model, const char *path, int force, ics_err
         const ics_tensor_info *ti = ics_model_tensor(model, i);
         ics_pv *t;
         if (ti->kind == ICS_TENSOR_COUNTER)
-            t = ics_pv_new_tensor(arena, ICS_DT_INT64, ti->ndim, ti->shape, ics_model_tensor_counter(model, i),
-                                  err);
+            t = ics_pv_new_tensor(arena, ICS_DT_INT64, ti->ndim, ti->shape,
+                                  ics_model_tensor_counter(model, i), err);
         else
-            t = ics_pv_new_tensor(arena, ICS_DT_FLOAT32, ti->ndim, ti->shape, ics_model_tensor_data(model, i),
-                                  err);
+            t = ics_pv_new_tensor(arena, ICS_DT_FLOAT32, ti->ndim, ti->shape,
+                                  ics_model_tensor_data(model, i), err);
         st = t ? ics_pv_dict_set_str(arena, sd, ti->name, t, err) : ICS_ERR_NOMEM;
     }
     /* The archive's folder is the file's stem in torch < 2.0 and "archive"

@@ -63,8 +63,8 @@ static void expect_cli(const char *args, int code, const char *want)
     char *out = NULL;
     int rc = export_cli(args, &out);
     if (rc != code || !strstr(out ? out : "", want))
-        fprintf(stderr, "\nicsparse-export %s\n-> exit %d (want %d): %s(want \"%s\")\n", args, rc, code,
-                out ? out : "", want);
+        fprintf(stderr, "\nicsparse-export %s\n-> exit %d (want %d): %s(want \"%s\")\n", args, rc,
+                code, out ? out : "", want);
     CU_ASSERT_EQUAL(rc, code);
     CU_ASSERT_PTR_NOT_NULL(strstr(out ? out : "", want));
     free(out);
@@ -94,7 +94,8 @@ static const Onnx__TensorProto *find_init(const Onnx__ModelProto *p, const char 
 static int count_op(const Onnx__ModelProto *p, const char *op)
 {
     int n = 0;
-    for (size_t i = 0; i < p->graph->n_node; i++) n += strcmp(p->graph->node[i]->op_type, op) == 0;
+    for (size_t i = 0; i < p->graph->n_node; i++)
+        n += strcmp(p->graph->node[i]->op_type, op) == 0;
     return n;
 }
 
@@ -124,7 +125,8 @@ static void test_onnx_structure(void)
     const Onnx__TensorShapeProto *in = p->graph->input[0]->type->tensor_type->shape;
     CU_ASSERT_EQUAL(in->n_dim, 4);
     int64_t want_in[4] = {4, 1, 28, 28};
-    for (int d = 0; d < 4 && in->n_dim == 4; d++) CU_ASSERT_EQUAL(in->dim[d]->dim_value, want_in[d]);
+    for (int d = 0; d < 4 && in->n_dim == 4; d++)
+        CU_ASSERT_EQUAL(in->dim[d]->dim_value, want_in[d]);
     CU_ASSERT_EQUAL(count_op(p, "BatchNormalization"), 2);
     CU_ASSERT_EQUAL(count_op(p, "Conv"), 2);
     CU_ASSERT_EQUAL(count_op(p, "Gemm"), 1);
@@ -184,7 +186,8 @@ static void test_onnx_structure(void)
     const float *w0 = ics_model_tensor_data(m, wi);
     const float *g = ics_model_tensor_data(m, ics_model_find_tensor(m, "features.5.weight"));
     const float *beta = ics_model_tensor_data(m, ics_model_find_tensor(m, "features.5.bias"));
-    const float *mean = ics_model_tensor_data(m, ics_model_find_tensor(m, "features.5.running_mean"));
+    const float *mean =
+        ics_model_tensor_data(m, ics_model_find_tensor(m, "features.5.running_mean"));
     const float *var = ics_model_tensor_data(m, ics_model_find_tensor(m, "features.5.running_var"));
     const float *fw = (const float *)w->raw_data.data, *fb = (const float *)b->raw_data.data;
     int exact = 1, zeros_kept = 1;
@@ -221,7 +224,8 @@ static void test_onnx_ops(void)
     CU_ASSERT_EQUAL(count_op(p, "GlobalAveragePool"), 1);
     CU_ASSERT_EQUAL(count_op(p, "Dropout"), 0);
     const Onnx__TensorProto *hi = find_init(p, "relu6.max");
-    CU_ASSERT(hi && hi->n_dims == 0 && hi->raw_data.len == 4 && *(const float *)hi->raw_data.data == 6.0f);
+    CU_ASSERT(hi && hi->n_dims == 0 && hi->raw_data.len == 4 &&
+              *(const float *)hi->raw_data.data == 6.0f);
     const Onnx__TensorShapeProto *in = p->graph->input[0]->type->tensor_type->shape;
     CU_ASSERT_STRING_EQUAL(in->dim[2]->dim_param, "height");
     CU_ASSERT_STRING_EQUAL(in->dim[3]->dim_param, "width");
@@ -259,7 +263,8 @@ static void test_onnx_vgg_adaptive(void)
     uint8_t *bytes = NULL;
     size_t len = 0;
     CU_ASSERT_EQUAL(ics_export_onnx_bytes(m, &e, &bytes, &len, &err), ICS_ERR_INVALID);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "node 'avgpool' (adaptive average pool to 7x7) needs a fixed input size"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(
+        err.message, "node 'avgpool' (adaptive average pool to 7x7) needs a fixed input size"));
     CU_ASSERT_PTR_NULL(bytes);
     e.dynamic_shape = 0;
     Onnx__ModelProto *p = export_decode(m, &e);
@@ -268,7 +273,8 @@ static void test_onnx_vgg_adaptive(void)
     for (size_t i = 0; i < p->graph->n_initializer; i++)
         if (strstr(p->graph->initializer[i]->name, "pool_rows")) rows = p->graph->initializer[i];
     CU_ASSERT_FATAL(rows && rows->n_dims == 2 && rows->dims[0] == 7 && rows->dims[1] == 1);
-    for (int k = 0; k < 7; k++) CU_ASSERT_EQUAL(((const float *)rows->raw_data.data)[k], 1.0f);
+    for (int k = 0; k < 7; k++)
+        CU_ASSERT_EQUAL(((const float *)rows->raw_data.data)[k], 1.0f);
     onnx__model_proto__free_unpacked(p, NULL);
     ics_model_destroy(m);
 
@@ -353,13 +359,15 @@ static void test_api_errors(void)
     char *longdir = calloc(5000, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(longdir);
     memset(longdir, 'a', 4999);
-    CU_ASSERT_EQUAL(ics_export_checkpoint(ckpt, ICS_EXPORT_ONNX, &o, longdir, NULL, NULL, 0, &err), ICS_ERR_INVALID);
+    CU_ASSERT_EQUAL(ics_export_checkpoint(ckpt, ICS_EXPORT_ONNX, &o, longdir, NULL, NULL, 0, &err),
+                    ICS_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "path too long"));
     CU_ASSERT_EQUAL(ics_export_deployment_dir(m, &o, longdir, &err), ICS_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "path too long"));
     free(longdir);
     o.opset = 12;
-    CU_ASSERT_EQUAL(ics_export_checkpoint(ckpt, ICS_EXPORT_ONNX, &o, root, NULL, NULL, 0, &err), ICS_ERR_CONFIG);
+    CU_ASSERT_EQUAL(ics_export_checkpoint(ckpt, ICS_EXPORT_ONNX, &o, root, NULL, NULL, 0, &err),
+                    ICS_ERR_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "ONNX opset 12 is out of range"));
     ics_model_destroy(m);
 }
@@ -419,7 +427,8 @@ static void test_cli(void)
     char *first = ics_test_read_file(file, &len1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(first);
     expect_cli(args, 1, "model.onnx exists (use --force to replace it)");
-    snprintf(args, sizeof args, "--checkpoint %s --output %s --quiet --force --fold-bn false", ckpt, out);
+    snprintf(args, sizeof args, "--checkpoint %s --output %s --quiet --force --fold-bn false", ckpt,
+             out);
     expect_cli(args, 0, "");
     size_t len2 = 0;
     char *second = ics_test_read_file(file, &len2);
@@ -471,14 +480,16 @@ static void test_cli(void)
 
     /* .pth and the deployment directory through the executable; a
      * deployment dir in the way stops the export before any file. */
-    snprintf(args, sizeof args, "--checkpoint %s --output %s/p --format pth --deployment-dir %s/d --quiet", ckpt,
-             root, root);
+    snprintf(args, sizeof args,
+             "--checkpoint %s --output %s/p --format pth --deployment-dir %s/d --quiet", ckpt, root,
+             root);
     expect_cli(args, 0, "");
     snprintf(file, sizeof file, "%s/p/model.pth", root);
     CU_ASSERT(access(file, F_OK) == 0);
     snprintf(file, sizeof file, "%s/d/deployment/config.json", root);
     CU_ASSERT(access(file, F_OK) == 0);
-    snprintf(args, sizeof args, "--checkpoint %s --output %s/o3 --deployment-dir %s/d", ckpt, root, root);
+    snprintf(args, sizeof args, "--checkpoint %s --output %s/o3 --deployment-dir %s/d", ckpt, root,
+             root);
     expect_cli(args, 1, "deployment/model.onnx exists");
     char o3[4600];
     snprintf(o3, sizeof o3, "%s/o3", root);
@@ -495,7 +506,8 @@ int main(void)
     static const ics_test_case tests[] = {
         {"ONNX structure, IR per opset, BN kept and folded exactly", test_onnx_structure},
         {"ReLU6 as Clip, dynamic height/width, residual adds", test_onnx_ops},
-        {"VGG adaptive pooling: replication, equal windows, dynamic shape refused", test_onnx_vgg_adaptive},
+        {"VGG adaptive pooling: replication, equal windows, dynamic shape refused",
+         test_onnx_vgg_adaptive},
         {"API errors and refusals", test_api_errors},
         {"allocation failures", test_allocation_failures},
         {"icsparse-export: refusals, nothing half-written", test_cli},

@@ -26,29 +26,40 @@ ics_model *export_test_model(const char *arch, const ics_model_options *opts, ui
         switch (ti->kind) {
         case ICS_TENSOR_WEIGHT:
             /* pruned: every third element exactly zero */
-            for (size_t k = 0; k < n; k += 3) x[k] = 0.0f;
+            for (size_t k = 0; k < n; k += 3)
+                x[k] = 0.0f;
             break;
-        case ICS_TENSOR_BIAS: ics_test_fill_uniform(x, n, -0.1f, 0.1f, &rng); break;
-        case ICS_TENSOR_BN_WEIGHT: ics_test_fill_uniform(x, n, 0.5f, 1.5f, &rng); break;
-        case ICS_TENSOR_BN_BIAS: ics_test_fill_uniform(x, n, -0.3f, 0.3f, &rng); break;
+        case ICS_TENSOR_BIAS:
+            ics_test_fill_uniform(x, n, -0.1f, 0.1f, &rng);
+            break;
+        case ICS_TENSOR_BN_WEIGHT:
+            ics_test_fill_uniform(x, n, 0.5f, 1.5f, &rng);
+            break;
+        case ICS_TENSOR_BN_BIAS:
+            ics_test_fill_uniform(x, n, -0.3f, 0.3f, &rng);
+            break;
         case ICS_TENSOR_BUFFER:
             if (len > 11 && strcmp(ti->name + len - 11, "running_var") == 0)
                 ics_test_fill_uniform(x, n, 0.5f, 2.0f, &rng);
             else
                 ics_test_fill_uniform(x, n, -0.3f, 0.3f, &rng);
             break;
-        case ICS_TENSOR_COUNTER: *ics_model_tensor_counter(m, i) = 12345; break;
+        case ICS_TENSOR_COUNTER:
+            *ics_model_tensor_counter(m, i) = 12345;
+            break;
         }
     }
     return m;
 }
 
-int export_test_write_checkpoint(ics_model *model, const char *path, const char *arch_override, int qat)
+int export_test_write_checkpoint(ics_model *model, const char *path, const char *arch_override,
+                                 int qat)
 {
     ics_error err;
     ics_checkpoint_info info;
     ics_checkpoint_info_init(&info);
-    snprintf(info.arch, sizeof info.arch, "%s", arch_override ? arch_override : ics_model_arch(model));
+    snprintf(info.arch, sizeof info.arch, "%s",
+             arch_override ? arch_override : ics_model_arch(model));
     info.model_options = *ics_model_get_options(model);
     snprintf(info.kind, sizeof info.kind, "final");
     info.world_size = 1;

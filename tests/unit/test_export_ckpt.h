@@ -16,7 +16,8 @@ ics_model *export_test_model(const char *arch, const ics_model_options *opts, ui
 
 /* Writes model to path as a checkpoint; arch_override (NULL: the model's)
  * and qat set the info fields. Returns 0 on success. */
-int export_test_write_checkpoint(ics_model *model, const char *path, const char *arch_override, int qat);
+int export_test_write_checkpoint(ics_model *model, const char *path, const char *arch_override,
+                                 int qat);
 
 /* Writes the same tensors as `model` at another input size (in_h x in_w)
  * to path: the checkpoint icsparse-eval needs for a second image size. */

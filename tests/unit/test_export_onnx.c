@@ -37,14 +37,70 @@ typedef struct export_case {
  * both extremes, on resnet18; the other archs take two settings each so
  * every program stays within its time budget. */
 static const export_case cases[] = {
-    {"simple_cnn", "simple_cnn", 10, 1, 28, 28, 0, 0, 0, 0, 1, 1,
+    {"simple_cnn",
+     "simple_cnn",
+     10,
+     1,
+     28,
+     28,
+     0,
+     0,
+     0,
+     0,
+     1,
+     1,
      {{1, 0, 0, 13}, {0, 2, 0, 17}, {1, 2, 0, 15}, {0, 0, 0, 14}, {0, 0, 0, 0}}},
-    {"resnet18_cifar", "resnet18", 10, 3, 32, 32, 1, 0, 40, 24, 1, 0,
+    {"resnet18_cifar",
+     "resnet18",
+     10,
+     3,
+     32,
+     32,
+     1,
+     0,
+     40,
+     24,
+     1,
+     0,
      {{1, 0, 0, 13}, {1, 2, 0, 14}, {1, 0, 1, 15}, {1, 2, 1, 17}, {0, 0, 1, 13}, {0, 2, 0, 16}}},
-    {"resnet18_imagenet_stem", "resnet18", 10, 3, 64, 64, 0, 0, 48, 80, 0, 0,
+    {"resnet18_imagenet_stem",
+     "resnet18",
+     10,
+     3,
+     64,
+     64,
+     0,
+     0,
+     48,
+     80,
+     0,
+     0,
      {{1, 0, 1, 13}, {0, 2, 0, 17}, {0, 0, 0, 0}}},
-    {"resnet50_cifar", "resnet50", 10, 3, 32, 32, 1, 0, 24, 24, 1, 0, {{1, 0, 1, 13}, {0, 2, 0, 15}, {0, 0, 0, 0}}},
-    {"mobilenet_v2", "mobilenet_v2", 10, 3, 32, 32, 0, 1.0f, 64, 64, 1, 0,
+    {"resnet50_cifar",
+     "resnet50",
+     10,
+     3,
+     32,
+     32,
+     1,
+     0,
+     24,
+     24,
+     1,
+     0,
+     {{1, 0, 1, 13}, {0, 2, 0, 15}, {0, 0, 0, 0}}},
+    {"mobilenet_v2",
+     "mobilenet_v2",
+     10,
+     3,
+     32,
+     32,
+     0,
+     1.0f,
+     64,
+     64,
+     1,
+     0,
      {{1, 0, 1, 13}, {0, 2, 0, 17}, {0, 0, 0, 0}}},
     {"vgg11_bn_32", "vgg11_bn", 10, 3, 32, 32, 0, 0, 0, 0, 0, 0, {{1, 0, 0, 13}, {0, 0, 0, 0}}},
     {NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, {{0, 0, 0, 0}}}};
@@ -108,11 +164,13 @@ static void run_case(const export_case *c)
             snprintf(deploy, sizeof deploy, "--deployment-dir %s/dep", dir);
             fprintf(f, "deploy %s/dep\n", dir);
         }
-        snprintf(args, sizeof args, "--checkpoint %s --output %s/e%d --opset %d --batch-size %d %s --fold-bn %s %s",
+        snprintf(args, sizeof args,
+                 "--checkpoint %s --output %s/e%d --opset %d --batch-size %d %s --fold-bn %s %s",
                  path, dir, k, s->opset, s->batch, s->dynamic_shape ? "--dynamic-shape" : "",
                  s->fold ? "true" : "false", deploy);
         CU_ASSERT_EQUAL(run_export(args), 0);
-        fprintf(f, "onnx %s/e%d/model.onnx %d %d %d %d\n", dir, k, s->batch, s->dynamic_shape, s->fold, s->opset);
+        fprintf(f, "onnx %s/e%d/model.onnx %d %d %d %d\n", dir, k, s->batch, s->dynamic_shape,
+                s->fold, s->opset);
     }
     if (c->pth) {
         snprintf(args, sizeof args, "--checkpoint %s --output %s/pth --format pth", path, dir);
@@ -123,12 +181,30 @@ static void run_case(const export_case *c)
     CU_ASSERT_EQUAL(ics_test_run_torch("tests/torchref/export_check.py", dir), 0);
 }
 
-static void test_simple_cnn(void) { run_case(&cases[0]); }
-static void test_resnet18_cifar(void) { run_case(&cases[1]); }
-static void test_resnet18_imagenet_stem(void) { run_case(&cases[2]); }
-static void test_resnet50_cifar(void) { run_case(&cases[3]); }
-static void test_mobilenet_v2(void) { run_case(&cases[4]); }
-static void test_vgg11_bn(void) { run_case(&cases[5]); }
+static void test_simple_cnn(void)
+{
+    run_case(&cases[0]);
+}
+static void test_resnet18_cifar(void)
+{
+    run_case(&cases[1]);
+}
+static void test_resnet18_imagenet_stem(void)
+{
+    run_case(&cases[2]);
+}
+static void test_resnet50_cifar(void)
+{
+    run_case(&cases[3]);
+}
+static void test_mobilenet_v2(void)
+{
+    run_case(&cases[4]);
+}
+static void test_vgg11_bn(void)
+{
+    run_case(&cases[5]);
+}
 
 int main(void)
 {
@@ -137,13 +213,16 @@ int main(void)
     snprintf(cmd, sizeof cmd, "'%s' -c 'import onnx, onnxruntime, h5py, torch' 2>&1",
              py && *py ? py : "/usr/bin/python3");
     if (ics_test_run(cmd, NULL) != 0) {
-        fprintf(stderr, "test_export_onnx: SKIP: $PYTHON_TORCH cannot import onnx, onnxruntime, h5py and torch\n");
+        fprintf(stderr, "test_export_onnx: SKIP: $PYTHON_TORCH cannot import onnx, onnxruntime, "
+                        "h5py and torch\n");
         return 77;
     }
     root = ics_test_tmpdir("export_onnx");
     static const ics_test_case tests[] = {
-        {"simple_cnn 28x28: fold on/off, static/dynamic batch, opsets 13-17, .pth, deployment dir", test_simple_cnn},
-        {"resnet18 cifar stem: all four static/dynamic combinations, fold on/off, .pth", test_resnet18_cifar},
+        {"simple_cnn 28x28: fold on/off, static/dynamic batch, opsets 13-17, .pth, deployment dir",
+         test_simple_cnn},
+        {"resnet18 cifar stem: all four static/dynamic combinations, fold on/off, .pth",
+         test_resnet18_cifar},
         {"resnet18 imagenet stem 64x64, dynamic shape 48x80", test_resnet18_imagenet_stem},
         {"resnet50 cifar stem 32x32, dynamic shape 24x24, .pth", test_resnet50_cifar},
         {"mobilenet_v2 32x32, dynamic shape 64x64, .pth", test_mobilenet_v2},
