@@ -116,7 +116,7 @@ static void test_type_range_choice_errors(void)
     expect_file_error("\n\nrun = { dir = 5; };\n", "3: run.dir: expected a string");
     expect_file_error("train = { batch_size = 0; };\n", "1: train.batch_size: value 0 out of range [1, 1.04858e+06]");
     expect_file_error("model = { arch = \"resnet7\"; };\n",
-                      "1: model.arch: 'resnet7' is not one of simple_cnn|resnet18|resnet34|resnet50|resnet101|mobilenet_v2|vgg11_bn|vgg16_bn");
+                      "1: model.arch: 'resnet7' is not one of simple_cnn|lenet|resnet18|resnet34|resnet50|resnet101|mobilenet_v2|vgg11_bn|vgg16_bn");
     expect_file_error("train = 5;\n", "1: 'train' is a group of keys, not a value");
     expect_file_error("train = { epochs = { a = 1; }; };\n", "1: key 'train.epochs' is a value, not a group");
     expect_file_error("train = { epochs = 3 \n", "2: syntax error");
