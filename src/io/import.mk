@@ -10,3 +10,6 @@ EXTRA_DIST += tests/torchref/import_make.py
 
 TESTS += tests/integration/test_import.sh
 dist_noinst_SCRIPTS += tests/integration/test_import.sh
+
+TESTS += tests/integration/test_wandb.sh
+dist_noinst_SCRIPTS += tests/integration/test_wandb.sh tools/wandb-bridge
