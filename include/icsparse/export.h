@@ -79,16 +79,27 @@ ics_status ics_export_pth(ics_model *model, const char *path, int force, ics_err
 ics_status ics_export_deployment_dir(ics_model *model, const ics_export_options *opts,
                                      const char *dir, ics_error *err);
 
+struct ics_checkpoint_info;
+
+/* Writes a SparseZoo-style model directory DIR: model.md (YAML front
+ * matter: arch, classes, input shape, sparsity, metrics), model.onnx,
+ * deployment/{model.onnx,config.json}, training/model.pth, and
+ * recipe/recipe_original.md when recipe is not NULL. Refuses an existing
+ * DIR/model.onnx or DIR/model.md unless opts->force. */
+ics_status ics_export_sparsezoo_dir(ics_model *model, const struct ics_checkpoint_info *info,
+                                    const char *recipe, const ics_export_options *opts,
+                                    const char *dir, ics_error *err);
+
 /* The whole export of a checkpoint file: opens it, builds its model and
  * writes `format` into output_dir (model.onnx or model.pth, created with
- * its parents if missing), and the deployment directory into
- * deployment_dir when not NULL. A checkpoint with fake quantization
+ * its parents if missing), the deployment directory into deployment_dir
+ * and the SparseZoo directory into sparsezoo_dir when not NULL. A checkpoint with fake quantization
  * (QAT) is refused until int8 export exists. The path written is copied
  * into written (may be NULL). */
 ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format format,
                                  const ics_export_options *opts, const char *output_dir,
-                                 const char *deployment_dir, char *written, size_t written_size,
-                                 ics_error *err);
+                                 const char *deployment_dir, const char *sparsezoo_dir,
+                                 char *written, size_t written_size, ics_error *err);
 
 #ifdef __cplusplus
 }

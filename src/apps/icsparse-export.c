@@ -30,9 +30,6 @@ static ics_status run(ics_app *app, ics_error *err)
     if (ics_app_option_value(app, "one-shot"))
         return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
                         "--one-shot needs the recipe manager, which is not there yet");
-    if (ics_app_option_value(app, "sparsezoo-dir"))
-        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
-                        "--sparsezoo-dir is not implemented yet (use --deployment-dir)");
 
     ics_export_format format = ICS_EXPORT_ONNX;
     const char *fmt = ics_app_option_value(app, "format");
@@ -61,9 +58,9 @@ static ics_status run(ics_app *app, ics_error *err)
     else
         snprintf(output, sizeof output, "%s/export", run_dir);
     char written[4200];
-    return ics_export_checkpoint(checkpoint, format, &opts, output,
-                                 ics_app_option_value(app, "deployment-dir"), written,
-                                 sizeof written, err);
+    return ics_export_checkpoint(
+        checkpoint, format, &opts, output, ics_app_option_value(app, "deployment-dir"),
+        ics_app_option_value(app, "sparsezoo-dir"), written, sizeof written, err);
 }
 
 int main(int argc, char **argv)

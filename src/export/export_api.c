@@ -123,8 +123,8 @@ ics_status ics_export_onnx(ics_model *model, const ics_export_options *opts, con
  * anything is written. */
 ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format format,
                                  const ics_export_options *opts, const char *output_dir,
-                                 const char *deployment_dir, char *written, size_t written_size,
-                                 ics_error *err)
+                                 const char *deployment_dir, const char *sparsezoo_dir,
+                                 char *written, size_t written_size, ics_error *err)
 {
     if (format == ICS_EXPORT_TORCHSCRIPT)
         return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
@@ -144,6 +144,12 @@ ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format forma
         st = ics_export_check_target(dep, opts->force, err);
         if (st != ICS_OK) return st;
     }
+    if (sparsezoo_dir) {
+        char zoo[4200];
+        snprintf(zoo, sizeof zoo, "%s/model.onnx", sparsezoo_dir);
+        st = ics_export_check_target(zoo, opts->force, err);
+        if (st != ICS_OK) return st;
+    }
 
     ics_checkpoint_reader *r = NULL;
     st = ics_checkpoint_open(checkpoint, &r, err);
@@ -155,10 +161,16 @@ ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format forma
                         "implemented yet",
                         checkpoint);
     }
+    ics_checkpoint_info info = *ics_checkpoint_get_info(r);
+    char *recipe = NULL;
     ics_model *model = NULL;
     st = ics_checkpoint_create_model(r, &model, err);
+    if (st == ICS_OK && sparsezoo_dir) st = ics_checkpoint_get_text(r, "recipe", &recipe, err);
     ics_checkpoint_close(r);
-    if (st != ICS_OK) return st;
+    if (st != ICS_OK) {
+        ics_model_destroy(model);
+        return st;
+    }
 
     st = ics_export_mkdirs(output_dir, err);
     if (st == ICS_OK) {
@@ -172,7 +184,12 @@ ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format forma
         st = ics_export_deployment_dir(model, opts, deployment_dir, err);
         if (st == ICS_OK) ICS_INFO("deployment directory %s/deployment", deployment_dir);
     }
+    if (st == ICS_OK && sparsezoo_dir) {
+        st = ics_export_sparsezoo_dir(model, &info, recipe, opts, sparsezoo_dir, err);
+        if (st == ICS_OK) ICS_INFO("SparseZoo directory %s", sparsezoo_dir);
+    }
     if (st == ICS_OK && written) snprintf(written, written_size, "%s", path);
+    free(recipe);
     ics_model_destroy(model);
     return st;
 }

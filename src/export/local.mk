@@ -6,7 +6,7 @@
 # protoc-c into the build tree; export_onnx.c includes "export/onnx.pb-c.h",
 # found through -I$(top_builddir)/src.
 libicsparse_la_SOURCES += src/export/export_onnx.c src/export/export_pth.c \
-	src/export/export_dir.c src/export/export_api.c
+	src/export/export_dir.c src/export/export_zoo.c src/export/export_api.c
 noinst_HEADERS += src/export/export_internal.h
 pkginclude_HEADERS += include/icsparse/export.h
 nodist_libicsparse_la_SOURCES = src/export/onnx.pb-c.c src/export/onnx.pb-c.h

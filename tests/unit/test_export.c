@@ -359,15 +359,28 @@ static void test_api_errors(void)
     char *longdir = calloc(5000, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(longdir);
     memset(longdir, 'a', 4999);
-    CU_ASSERT_EQUAL(ics_export_checkpoint(ckpt, ICS_EXPORT_ONNX, &o, longdir, NULL, NULL, 0, &err),
-                    ICS_ERR_INVALID);
+    CU_ASSERT_EQUAL(
+        ics_export_checkpoint(ckpt, ICS_EXPORT_ONNX, &o, longdir, NULL, NULL, NULL, 0, &err),
+        ICS_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "path too long"));
     CU_ASSERT_EQUAL(ics_export_deployment_dir(m, &o, longdir, &err), ICS_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "path too long"));
+    ics_checkpoint_info info;
+    ics_checkpoint_info_init(&info);
+    CU_ASSERT_EQUAL(ics_export_sparsezoo_dir(m, &info, NULL, &o, longdir, &err), ICS_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "path too long"));
+    char zoo[4600];
+    snprintf(zoo, sizeof zoo, "%s/api_zoo", root);
+    CU_ASSERT_EQUAL_FATAL(mkdir(zoo, 0777), 0);
+    free(ics_test_write_file(zoo, "model.md", "---\n---\n"));
+    CU_ASSERT_EQUAL(ics_export_sparsezoo_dir(m, &info, NULL, &o, zoo, &err), ICS_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "model.md exists"));
+    CU_ASSERT_EQUAL(count_entries(zoo), 1);
     free(longdir);
     o.opset = 12;
-    CU_ASSERT_EQUAL(ics_export_checkpoint(ckpt, ICS_EXPORT_ONNX, &o, root, NULL, NULL, 0, &err),
-                    ICS_ERR_CONFIG);
+    CU_ASSERT_EQUAL(
+        ics_export_checkpoint(ckpt, ICS_EXPORT_ONNX, &o, root, NULL, NULL, NULL, 0, &err),
+        ICS_ERR_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "ONNX opset 12 is out of range"));
     ics_model_destroy(m);
 }
@@ -441,8 +454,6 @@ static void test_cli(void)
     expect_cli(args, 2, "export.opset");
     snprintf(args, sizeof args, "--checkpoint %s --output %s/o2 --one-shot r.yaml", ckpt, root);
     expect_cli(args, 2, "--one-shot needs the recipe manager");
-    snprintf(args, sizeof args, "--checkpoint %s --output %s/o2 --sparsezoo-dir z", ckpt, root);
-    expect_cli(args, 2, "--sparsezoo-dir is not implemented yet");
     snprintf(args, sizeof args, "--checkpoint %s --output %s/o2 --format torchscript", ckpt, root);
     expect_cli(args, 2, "TorchScript export is not implemented yet");
     snprintf(args, sizeof args, "--checkpoint %s --output %s/o2 --format tflite", ckpt, root);
@@ -462,11 +473,11 @@ static void test_cli(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     char path[4600];
     snprintf(path, sizeof path, "%s/unknown_arch.h5", root);
-    CU_ASSERT_EQUAL(export_test_write_checkpoint(m, path, "resnet9000", 0), 0);
+    CU_ASSERT_EQUAL(export_test_write_checkpoint(m, path, "resnet9000", 0, NULL), 0);
     snprintf(args, sizeof args, "--checkpoint %s --output %s/o2", path, root);
     expect_cli(args, 2, "unknown model arch 'resnet9000'");
     snprintf(path, sizeof path, "%s/qat.h5", root);
-    CU_ASSERT_EQUAL(export_test_write_checkpoint(m, path, NULL, 1), 0);
+    CU_ASSERT_EQUAL(export_test_write_checkpoint(m, path, NULL, 1, NULL), 0);
     snprintf(args, sizeof args, "--checkpoint %s --output %s/o2", path, root);
     expect_cli(args, 2, "int8 QDQ export is not implemented yet");
     ics_model_destroy(m);
@@ -494,6 +505,48 @@ static void test_cli(void)
     char o3[4600];
     snprintf(o3, sizeof o3, "%s/o3", root);
     CU_ASSERT_EQUAL(count_entries(o3), 0);
+
+    /* A SparseZoo directory from a checkpoint with a recipe. */
+    ics_model *zm = simple_cnn();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(zm);
+    const char *recipe =
+        "version: 1.1.0\nmodifiers:\n  - !EpochRangeModifier\n    end_epoch: 2.0\n";
+    snprintf(path, sizeof path, "%s/with_recipe.h5", root);
+    CU_ASSERT_EQUAL(export_test_write_checkpoint(zm, path, NULL, 0, recipe), 0);
+    ics_model_destroy(zm);
+    snprintf(args, sizeof args, "--checkpoint %s --output %s/o4 --sparsezoo-dir %s/zoo --quiet",
+             path, root, root);
+    expect_cli(args, 0, "");
+    const char *zoo_files[] = {"model.md",
+                               "model.onnx",
+                               "deployment/model.onnx",
+                               "deployment/config.json",
+                               "training/model.pth",
+                               "recipe/recipe_original.md",
+                               NULL};
+    for (int i = 0; zoo_files[i]; i++) {
+        snprintf(file, sizeof file, "%s/zoo/%s", root, zoo_files[i]);
+        CU_ASSERT(access(file, F_OK) == 0);
+    }
+    snprintf(file, sizeof file, "%s/zoo/recipe/recipe_original.md", root);
+    char *text = ics_test_read_file(file, NULL);
+    CU_ASSERT(text && strcmp(text, recipe) == 0);
+    free(text);
+    snprintf(file, sizeof file, "%s/zoo/model.md", root);
+    text = ics_test_read_file(file, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT(strncmp(text, "---\n", 4) == 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "architecture: simple_cnn\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "input_shape: [1, 28, 28]\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "val_top1: null"));
+    free(text);
+    /* Again into another --output: the zoo's model.onnx stops it first. */
+    snprintf(args, sizeof args, "--checkpoint %s --output %s/o5 --sparsezoo-dir %s/zoo", path, root,
+             root);
+    expect_cli(args, 1, "zoo/model.onnx exists");
+    char o5[4600];
+    snprintf(o5, sizeof o5, "%s/o5", root);
+    CU_ASSERT_EQUAL(count_entries(o5), 0);
 }
 
 int main(void)
@@ -501,7 +554,7 @@ int main(void)
     root = ics_test_tmpdir("export");
     ics_model *m = simple_cnn();
     snprintf(ckpt, sizeof ckpt, "%s/simple_cnn.h5", root);
-    if (!m || export_test_write_checkpoint(m, ckpt, NULL, 0) != 0) return 1;
+    if (!m || export_test_write_checkpoint(m, ckpt, NULL, 0, NULL) != 0) return 1;
     ics_model_destroy(m);
     static const ics_test_case tests[] = {
         {"ONNX structure, IR per opset, BN kept and folded exactly", test_onnx_structure},

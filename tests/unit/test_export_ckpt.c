@@ -53,7 +53,7 @@ ics_model *export_test_model(const char *arch, const ics_model_options *opts, ui
 }
 
 int export_test_write_checkpoint(ics_model *model, const char *path, const char *arch_override,
-                                 int qat)
+                                 int qat, const char *recipe)
 {
     ics_error err;
     ics_checkpoint_info info;
@@ -68,6 +68,7 @@ int export_test_write_checkpoint(ics_model *model, const char *path, const char 
     ics_status st = ics_checkpoint_begin(path, &w, &err);
     if (st == ICS_OK) st = ics_checkpoint_put_info(w, &info, &err);
     if (st == ICS_OK) st = ics_checkpoint_put_model(w, model, &err);
+    if (st == ICS_OK && recipe) st = ics_checkpoint_put_text(w, "recipe", recipe, &err);
     if (st == ICS_OK) {
         st = ics_checkpoint_commit(w, &err);
     } else if (w) {
@@ -99,7 +100,7 @@ int export_test_write_resized(ics_model *model, int in_h, int in_w, const char *
     int64_t *c1 = ics_model_counters(model, &n1), *c2 = ics_model_counters(r, &n2);
     ok = ok && n1 == n2;
     if (ok) memcpy(c2, c1, n1 * sizeof *c1);
-    int rc = ok ? export_test_write_checkpoint(r, path, NULL, 0) : -1;
+    int rc = ok ? export_test_write_checkpoint(r, path, NULL, 0, NULL) : -1;
     ics_model_destroy(r);
     return rc;
 }

@@ -15,9 +15,10 @@
 ics_model *export_test_model(const char *arch, const ics_model_options *opts, uint64_t seed);
 
 /* Writes model to path as a checkpoint; arch_override (NULL: the model's)
- * and qat set the info fields. Returns 0 on success. */
+ * and qat set the info fields, recipe (NULL: none) goes to /recipe.
+ * Returns 0 on success. */
 int export_test_write_checkpoint(ics_model *model, const char *path, const char *arch_override,
-                                 int qat);
+                                 int qat, const char *recipe);
 
 /* Writes the same tensors as `model` at another input size (in_h x in_w)
  * to path: the checkpoint icsparse-eval needs for a second image size. */

@@ -142,7 +142,7 @@ static void run_case(const export_case *c)
     ics_model *m = export_test_model(c->arch, &o, 11);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     snprintf(path, sizeof path, "%s/ckpt.h5", dir);
-    CU_ASSERT_EQUAL_FATAL(export_test_write_checkpoint(m, path, NULL, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(export_test_write_checkpoint(m, path, NULL, 0, NULL), 0);
     char manifest[4600];
     snprintf(manifest, sizeof manifest, "%s/manifest.txt", dir);
     FILE *f = fopen(manifest, "w");
@@ -161,8 +161,14 @@ static void run_case(const export_case *c)
         const export_setting *s = &c->settings[k];
         char deploy[4700] = "";
         if (c->deploy && k == 0) {
-            snprintf(deploy, sizeof deploy, "--deployment-dir %s/dep", dir);
-            fprintf(f, "deploy %s/dep\n", dir);
+            /* the deployment directory, and the SparseZoo directory with
+             * its own deployment/, model.onnx and training/model.pth */
+            snprintf(deploy, sizeof deploy, "--deployment-dir %s/dep --sparsezoo-dir %s/zoo", dir,
+                     dir);
+            fprintf(f, "deploy %s/dep\ndeploy %s/zoo\npth %s/zoo/training/model.pth\n", dir, dir,
+                    dir);
+            fprintf(f, "onnx %s/zoo/model.onnx %d %d %d %d\n", dir, s->batch, s->dynamic_shape,
+                    s->fold, s->opset);
         }
         snprintf(args, sizeof args,
                  "--checkpoint %s --output %s/e%d --opset %d --batch-size %d %s --fold-bn %s %s",
