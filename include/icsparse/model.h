@@ -209,6 +209,13 @@ ics_status ics_model_backward(ics_model *model, const float *dlogits, ics_error 
 typedef ics_status (*ics_backward_hook)(void *ctx, int node, ics_error *err);
 void ics_model_set_backward_hook(ics_model *model, ics_backward_hook hook, void *ctx);
 
+/* Synchronized BatchNorm: when set, BN layers in training mode compute
+ * their batch statistics (and the backward's sums) over every rank's rows:
+ * they call reduce to sum `count` doubles across ranks, in place. NULL
+ * (the default) keeps statistics local, PyTorch's default under DDP. */
+typedef ics_status (*ics_sum_reducer)(void *ctx, double *values, int count, ics_error *err);
+void ics_model_set_bn_reducer(ics_model *model, ics_sum_reducer reduce, void *ctx);
+
 /* Zeroes the gradient slab. */
 void ics_model_zero_grad(ics_model *model);
 

@@ -81,6 +81,21 @@ typedef struct ics_backend_ops {
                                const float *gamma, const float *save_mean,
                                const float *save_invstd, float *dx, float *dgamma, float *dbeta);
 
+    /* Synchronized BatchNorm (statistics over every rank's rows) in three
+     * pieces around the all-reduces: per-channel sums in double, then the
+     * normalization with given statistics (batchnorm_forward_eval with the
+     * global mean and biased variance), then the backward with given
+     * global means of dy and dy*xhat.
+     * dy == NULL: sum_a[c] = sum x, sum_b[c] = sum x^2.
+     * dy != NULL: sum_a[c] = sum dy, sum_b[c] = sum dy * (x - mean) * invstd. */
+    void (*batchnorm_channel_sums)(int64_t rows, int channels, const float *x, const float *dy,
+                                   const float *mean, const float *invstd, double *sum_a,
+                                   double *sum_b);
+    /* dx = gamma * invstd * (dy - mean_dy - xhat * mean_dy_xhat) (dx =). */
+    void (*batchnorm_backward_apply)(int64_t rows, int channels, const float *x, const float *dy,
+                                     const float *gamma, const float *mean, const float *invstd,
+                                     const double *mean_dy, const double *mean_dy_xhat, float *dx);
+
     /* ---- elementwise (y may alias x for forward; dx may alias dy) -------- */
     void (*relu_forward)(int64_t n, const float *x, float *y);
     /* Uses y (the forward output): dx = dy where y > 0. */

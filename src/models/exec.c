@@ -84,6 +84,10 @@ static void base_io(ics_model *m, int i, int batch, ics_layer_io *io)
     io->saved = at(m, m->plan.nodes[i].saved);
     io->workspace = m->plan.workspace;
     io->rng = &m->dropout_rng;
+    io->reduce = m->bn_reduce;
+    io->reduce_ctx = m->bn_reduce_ctx;
+    io->reduce_status = &m->bn_reduce_status;
+    io->reduce_error = &m->bn_reduce_error;
     bind_tensors(m, i, io);
 }
 
@@ -106,10 +110,15 @@ ics_status ics_model_forward(ics_model *m, const float *x, int batch, const floa
                  2 + (m->dropout_step++ << 8));
     const ics_node *in = &m->nodes[0];
     memcpy(at(m, m->plan.nodes[0].out), x, (size_t)batch * (size_t)ics_node_numel(in) * sizeof(float));
+    m->bn_reduce_status = ICS_OK;
     for (int i = 1; i < m->num_nodes; i++) {
         ics_layer_io io;
         base_io(m, i, batch, &io);
         ics_layer_kind_of(m->nodes[i].kind)->forward(&io);
+    }
+    if (m->bn_reduce_status) {
+        if (err) *err = m->bn_reduce_error;
+        return m->bn_reduce_status;
     }
     m->last_batch = m->training ? batch : 0;
     *logits = at(m, m->plan.nodes[m->num_nodes - 1].out);
@@ -127,6 +136,7 @@ ics_status ics_model_backward(ics_model *m, const float *dlogits, ics_error *err
                         m->arch);
     int batch = m->last_batch;
     float *scratch = at(m, m->plan.scratch);
+    m->bn_reduce_status = ICS_OK;
     for (int i = m->num_nodes - 1; i >= 1; i--) {
         const ics_node *node = &m->nodes[i];
         const ics_layer_kind *lk = ics_layer_kind_of(node->kind);
@@ -164,6 +174,10 @@ ics_status ics_model_backward(ics_model *m, const float *dlogits, ics_error *err
             if (accumulate[k])
                 m->ops->accumulate((int64_t)batch * ics_node_numel(&m->nodes[node->inputs[k]]),
                                    scratch, at(m, m->plan.nodes[node->inputs[k]].grad));
+        if (m->bn_reduce_status) {
+            if (err) *err = m->bn_reduce_error;
+            return m->bn_reduce_status;
+        }
         /* This node's parameter gradients are final: DDP may start
          * reducing them while the earlier layers run backward. */
         if (m->backward_hook && node->num_tensors > 0) {
@@ -179,6 +193,12 @@ void ics_model_set_backward_hook(ics_model *m, ics_backward_hook hook, void *ctx
 {
     m->backward_hook = hook;
     m->backward_hook_ctx = ctx;
+}
+
+void ics_model_set_bn_reducer(ics_model *m, ics_sum_reducer reduce, void *ctx)
+{
+    m->bn_reduce = reduce;
+    m->bn_reduce_ctx = ctx;
 }
 
 void ics_model_zero_grad(ics_model *m) { memset(m->grads, 0, m->num_params * sizeof(float)); }

@@ -64,6 +64,10 @@ struct ics_model {
     int build_failed;    /* a builder call failed; err holds why */
     ics_backward_hook backward_hook; /* called after each node with tensors */
     void *backward_hook_ctx;
+    ics_sum_reducer bn_reduce; /* synchronized BN (NULL: local statistics) */
+    void *bn_reduce_ctx;
+    ics_status bn_reduce_status; /* the first reduction failure of a pass */
+    ics_error bn_reduce_error;
 };
 
 /* ---- builder: append nodes (computing shapes) and their tensors --------

@@ -11,14 +11,92 @@
  */
 #include "nn/layer.h"
 
+#include <math.h>
+
 static int64_t rows_of(const ics_layer_io *io)
 {
     return (int64_t)io->batch * io->node->out_h * io->node->out_w;
 }
 
+/* Sums count doubles over ranks through the model's reducer; a failure is
+ * recorded for the model to return (layers cannot fail themselves). */
+static int reduce_sums(const ics_layer_io *io, double *values, int count)
+{
+    if (*io->reduce_status) return 0;
+    ics_status st = io->reduce(io->reduce_ctx, values, count, io->reduce_error);
+    if (st) *io->reduce_status = st;
+    return st == ICS_OK;
+}
+
+/* Largest channel count synchronized BN handles (stack buffers). */
+enum { SYNC_MAX_CHANNELS = 4096 };
+
+/* torch.nn.SyncBatchNorm's forward: the mean and biased variance over
+ * every rank's rows (sum and sum of squares reduced in double), the
+ * running statistics updated from them (unbiased variance over the global
+ * count), the normalization done by the eval op with those statistics. */
+static void sync_forward(const ics_layer_io *io)
+{
+    const ics_node *n = io->node;
+    int C = n->out_c;
+    double sums[2 * SYNC_MAX_CHANNELS + 1];
+    float var[SYNC_MAX_CHANNELS];
+    float *save_mean = io->saved;
+    float *save_invstd = save_mean + C;
+    int64_t rows = rows_of(io);
+    io->ops->batchnorm_channel_sums(rows, C, io->x[0], NULL, NULL, NULL, sums, sums + C);
+    sums[2 * C] = (double)rows;
+    if (!reduce_sums(io, sums, 2 * C + 1)) return;
+    double count = sums[2 * C];
+    float *running_mean = io->buffer[0], *running_var = io->buffer[1];
+    for (int c = 0; c < C; c++) {
+        double mean = sums[c] / count;
+        double v = sums[C + c] / count - mean * mean;
+        if (v < 0) v = 0;
+        save_mean[c] = (float)mean;
+        var[c] = (float)v;
+        save_invstd[c] = (float)(1.0 / sqrt(v + n->eps));
+        double unbiased = count > 1 ? v * count / (count - 1) : v;
+        running_mean[c] = (float)((1.0 - n->momentum) * running_mean[c] + n->momentum * mean);
+        running_var[c] = (float)((1.0 - n->momentum) * running_var[c] + n->momentum * unbiased);
+    }
+    io->ops->batchnorm_forward_eval(rows, C, io->x[0], io->param[0], io->param[1], save_mean, var, n->eps,
+                                    io->y);
+    (*io->counter)++;
+}
+
+/* SyncBatchNorm's backward: dgamma and dbeta from this rank's rows (DDP
+ * averages them like every gradient); dx with the global means of dy and
+ * dy*xhat. */
+static void sync_backward(const ics_layer_io *io)
+{
+    const ics_node *n = io->node;
+    int C = n->out_c;
+    double sums[2 * SYNC_MAX_CHANNELS + 1];
+    const float *save_mean = io->saved;
+    const float *save_invstd = save_mean + C;
+    int64_t rows = rows_of(io);
+    io->ops->batchnorm_channel_sums(rows, C, io->x[0], io->dy, save_mean, save_invstd, sums, sums + C);
+    for (int c = 0; c < C; c++) {
+        io->grad[1][c] += (float)sums[c];     /* dbeta = sum dy */
+        io->grad[0][c] += (float)sums[C + c]; /* dgamma = sum dy * xhat */
+    }
+    if (!io->dx[0]) return;
+    sums[2 * C] = (double)rows;
+    if (!reduce_sums(io, sums, 2 * C + 1)) return;
+    double count = sums[2 * C];
+    for (int i = 0; i < 2 * C; i++) sums[i] /= count;
+    io->ops->batchnorm_backward_apply(rows, C, io->x[0], io->dy, io->param[0], save_mean, save_invstd, sums,
+                                      sums + C, io->dx[0]);
+}
+
 void ics_nn_batchnorm2d_forward(const ics_layer_io *io)
 {
     const ics_node *n = io->node;
+    if (io->training && io->reduce && n->out_c <= SYNC_MAX_CHANNELS) {
+        sync_forward(io);
+        return;
+    }
     if (io->training) {
         float *save_mean = io->saved;
         float *save_invstd = save_mean + n->out_c;
@@ -37,6 +115,10 @@ void ics_nn_batchnorm2d_forward(const ics_layer_io *io)
 void ics_nn_batchnorm2d_backward(const ics_layer_io *io)
 {
     const ics_node *n = io->node;
+    if (io->reduce && n->out_c <= SYNC_MAX_CHANNELS) {
+        sync_backward(io);
+        return;
+    }
     const float *save_mean = io->saved;
     io->ops->batchnorm_backward(rows_of(io), n->out_c, io->x[0], io->dy, io->param[0], save_mean,
                                 save_mean + n->out_c, io->dx[0], io->grad[0], io->grad[1]);

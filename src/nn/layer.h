@@ -34,6 +34,12 @@ typedef struct ics_layer_io {
                           * (int32); dropout: keep mask (uint8) */
     void *workspace;     /* conv scratch */
     ics_rng *rng;        /* dropout */
+    /* synchronized BN: sums `count` doubles over ranks (NULL: local BN);
+     * a failure is recorded in *reduce_status / *reduce_error */
+    ics_sum_reducer reduce;
+    void *reduce_ctx;
+    ics_status *reduce_status;
+    ics_error *reduce_error;
 } ics_layer_io;
 
 /* What the planner must know about a layer kind. */

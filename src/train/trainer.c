@@ -186,6 +186,13 @@ static ics_status ddp_backward_hook(void *ctx, int node, ics_error *err)
     return t->ddp_armed ? ics_ddp_node_done(t->ddp, node, err) : ICS_OK;
 }
 
+/* Synchronized BatchNorm's reduction: a sum over every rank. */
+static ics_status sync_bn_reduce(void *ctx, double *values, int count, ics_error *err)
+{
+    (void)ctx;
+    return ics_dist_allreduce_sum_f64(values, (size_t)count, err);
+}
+
 /* Replica 0 is the trainer's model; the others start as exact copies and
  * get their own activations, gradients and BN statistics. */
 static ics_status build_replicas(ics_trainer *t, ics_error *err)
@@ -264,10 +271,6 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
     ics_backend_cpu_set_threads(t->nreplicas > 1 ? 1 : pick_threads(t));
     if (CFG_B("train.amp") && strcmp(CFG_S("train.device"), "cpu") == 0 && t->rank == 0)
         ICS_WARN("train.amp: mixed precision needs a GPU; training in float32 on the CPU");
-    if (CFG_B("train.sync_bn") && t->world > 1) {
-        st = ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "train.sync_bn: synchronized BatchNorm is not implemented yet");
-        goto fail;
-    }
     if (strcmp(CFG_S("train.device"), "cuda") == 0) {
         st = ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED, "train.device = \"cuda\": the CUDA backend is not implemented yet");
         goto fail;
@@ -283,6 +286,14 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
      * replicas the gradients are complete only after the replicas are
      * summed, so the reduction waits for that. */
     t->ddp_overlap = t->nreplicas == 1 && t->world > 1;
+    if (CFG_B("train.sync_bn") && t->world > 1) {
+        if (t->nreplicas > 1) {
+            st = ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
+                          "train.sync_bn with train.dp_devices > 1 is not implemented yet (use one replica per rank)");
+            goto fail;
+        }
+        ics_model_set_bn_reducer(t->model, sync_bn_reduce, t);
+    }
     if (t->ddp_overlap) ics_model_set_backward_hook(t->model, ddp_backward_hook, t);
     if ((st = build_replicas(t, err))) goto fail;
     t->steps_per_epoch = (t->batches_per_epoch + t->accum_steps - 1) / t->accum_steps;

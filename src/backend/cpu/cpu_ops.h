@@ -108,6 +108,13 @@ void cpu_depthwise_backward(const ics_conv2d_desc *d, const float *x, const floa
                             const float *dy, float *dx, float *dweight, float *dbias,
                             void *workspace);
 
+/* ---- cpu_batchnorm_sync.c ---------------------------------------------- */
+void cpu_batchnorm_channel_sums(int64_t rows, int channels, const float *x, const float *dy,
+                                const float *mean, const float *invstd, double *sum_a, double *sum_b);
+void cpu_batchnorm_backward_apply(int64_t rows, int channels, const float *x, const float *dy,
+                                  const float *gamma, const float *mean, const float *invstd,
+                                  const double *mean_dy, const double *mean_dy_xhat, float *dx);
+
 /* ---- cpu_batchnorm.c --------------------------------------------------- */
 void cpu_batchnorm_forward_train(int64_t rows, int channels, const float *x, const float *gamma,
                                  const float *beta, float *running_mean, float *running_var,
