@@ -33,7 +33,8 @@ int ics_pth_import_map_key(const char *key, char *out, size_t size)
 {
     /* DataParallel inside DDP can stack the prefix: strip every one. */
     const char *k = key;
-    while (strncmp(k, "module.", 7) == 0) k += 7;
+    while (strncmp(k, "module.", 7) == 0)
+        k += 7;
     /* SparseML's ResNet (sparseml.pytorch.models.classification.resnet)
      * names its modules differently from torchvision but has the same
      * architecture: input.{conv,bn}, sections.S.B.{conv1..3,bn1..3,
@@ -90,14 +91,16 @@ static size_t edit_distance(const char *a, const char *b)
     size_t la = strlen(a), lb = strlen(b);
     if (la > ROW_MAX - 1) la = ROW_MAX - 1;
     if (lb > ROW_MAX - 1) lb = ROW_MAX - 1;
-    for (size_t j = 0; j <= lb; j++) prev[j] = j;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
     for (size_t i = 1; i <= la; i++) {
         cur[0] = i;
         for (size_t j = 1; j <= lb; j++) {
             size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
             if (prev[j] + 1 < best) best = prev[j] + 1;
             if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < best)
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
                 best = prev2[j - 2] + 1;
             cur[j] = best;
         }
@@ -132,7 +135,8 @@ static void shape_text(char *out, size_t size, int ndim, const int64_t *shape)
     out[0] = '\0';
     used += (size_t)snprintf(out, size, "[");
     for (int d = 0; d < ndim && used < size; d++)
-        used += (size_t)snprintf(out + used, size - used, "%s%lld", d ? ", " : "", (long long)shape[d]);
+        used +=
+            (size_t)snprintf(out + used, size - used, "%s%lld", d ? ", " : "", (long long)shape[d]);
     if (used < size) snprintf(out + used, size - used, "]");
 }
 
@@ -175,10 +179,11 @@ static ics_status collect(const ics_pth *pth, const char *label, entry **out, si
 {
     const ics_pv *sd = ics_pth_state_dict(pth);
     if (!sd)
-        return ICS_FAIL(err, ICS_ERR_FORMAT,
-                        "%s: no state_dict (expected a dict of tensors, or a checkpoint dict with a "
-                        "'state_dict' or 'model' entry)",
-                        label);
+        return ICS_FAIL(
+            err, ICS_ERR_FORMAT,
+            "%s: no state_dict (expected a dict of tensors, or a checkpoint dict with a "
+            "'state_dict' or 'model' entry)",
+            label);
     size_t n = sd->u.dict.len;
     entry *e = ics_calloc(n ? n : 1, sizeof *e, "import key table", err);
     if (!e) return ICS_ERR_NOMEM;
@@ -189,14 +194,16 @@ static ics_status collect(const ics_pth *pth, const char *label, entry **out, si
         int r = ics_pth_import_map_key(key, e[i].name, sizeof e[i].name);
         if (r < 0) {
             free(e);
-            return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: state_dict key '%.80s...' is too long", label, key);
+            return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: state_dict key '%.80s...' is too long", label,
+                            key);
         }
         rep->renamed += r;
         rep->module_prefix += strncmp(key, "module.", 7) == 0;
         for (size_t j = 0; j < i; j++)
             if (strcmp(e[j].name, e[i].name) == 0) {
-                ics_status st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: keys '%s' and '%s' both stand for '%s'", label,
-                                         e[j].file_key, key, e[i].name);
+                ics_status st =
+                    ICS_FAIL(err, ICS_ERR_FORMAT, "%s: keys '%s' and '%s' both stand for '%s'",
+                             label, e[j].file_key, key, e[i].name);
                 free(e);
                 return st;
             }
@@ -237,31 +244,36 @@ static ics_status import_entries(entry *e, size_t n, const char *label, ics_mode
             const entry *c = closest(e, n, ti->name, 0);
             if (!c) c = closest(e, n, ti->name, 1);
             if (c && strcmp(c->name, c->file_key) != 0)
-                st = ICS_FAIL(err, ICS_ERR_FORMAT,
-                              "%s: tensor '%s' of %s is missing (closest key present: '%s', from '%s')", label,
-                              ti->name, ics_model_arch(model), c->name, c->file_key);
+                st = ICS_FAIL(
+                    err, ICS_ERR_FORMAT,
+                    "%s: tensor '%s' of %s is missing (closest key present: '%s', from '%s')",
+                    label, ti->name, ics_model_arch(model), c->name, c->file_key);
             else
-                st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: tensor '%s' of %s is missing (closest key present: '%s')",
-                              label, ti->name, ics_model_arch(model), c ? c->name : "none, the state_dict is empty");
+                st = ICS_FAIL(err, ICS_ERR_FORMAT,
+                              "%s: tensor '%s' of %s is missing (closest key present: '%s')", label,
+                              ti->name, ics_model_arch(model),
+                              c ? c->name : "none, the state_dict is empty");
             break;
         }
         const ics_pv *t = x->tensor;
         if (ti->kind == ICS_TENSOR_COUNTER) {
             if (t->u.tensor.numel != 1)
-                st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: tensor '%s' has %zu elements, expected a scalar", label,
+                st = ICS_FAIL(err, ICS_ERR_FORMAT,
+                              "%s: tensor '%s' has %zu elements, expected a scalar", label,
                               x->file_key, t->u.tensor.numel);
             continue;
         }
         int same = t->u.tensor.ndim == ti->ndim;
-        for (int d = 0; same && d < ti->ndim; d++) same = t->u.tensor.shape[d] == ti->shape[d];
+        for (int d = 0; same && d < ti->ndim; d++)
+            same = t->u.tensor.shape[d] == ti->shape[d];
         if (ti->node == cls && ti->kind == ICS_TENSOR_WEIGHT && t->u.tensor.ndim == ti->ndim)
             rep->file_num_classes = (int)t->u.tensor.shape[0];
         if (same) continue;
         /* Transfer learning: a classifier for another number of classes
          * (same input features) is the one tensor allowed to differ. */
         int other_classes = ti->node == cls && t->u.tensor.ndim == ti->ndim &&
-                            (ti->kind == ICS_TENSOR_BIAS ||
-                             (ti->kind == ICS_TENSOR_WEIGHT && t->u.tensor.shape[1] == ti->shape[1]));
+                            (ti->kind == ICS_TENSOR_BIAS || (ti->kind == ICS_TENSOR_WEIGHT &&
+                                                             t->u.tensor.shape[1] == ti->shape[1]));
         if (other_classes) {
             reinit[i] = 1;
             reinit_any = 1;
@@ -270,8 +282,8 @@ static ics_status import_entries(entry *e, size_t n, const char *label, ics_mode
         char got[96], want[96];
         shape_text(got, sizeof got, t->u.tensor.ndim, t->u.tensor.shape);
         shape_text(want, sizeof want, ti->ndim, ti->shape);
-        st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: tensor '%s' has shape %s, %s expects %s", label, x->file_key, got,
-                      ics_model_arch(model), want);
+        st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: tensor '%s' has shape %s, %s expects %s", label,
+                      x->file_key, got, ics_model_arch(model), want);
     }
     for (size_t i = 0; i < n && !st; i++) {
         if (e[i].used) continue;
@@ -279,8 +291,8 @@ static ics_status import_entries(entry *e, size_t n, const char *label, ics_mode
             rep->qat_extras++;
             continue;
         }
-        st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: unexpected key '%s' (not a tensor of %s)", label, e[i].file_key,
-                      ics_model_arch(model));
+        st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: unexpected key '%s' (not a tensor of %s)", label,
+                      e[i].file_key, ics_model_arch(model));
     }
     for (int i = 0; i < nt && !st; i++) {
         const ics_tensor_info *ti = ics_model_tensor(model, i);
@@ -319,15 +331,16 @@ static ics_status import_entries(entry *e, size_t n, const char *label, ics_mode
 static ics_status check_recipe(const char *label, const ics_pth_import_report *rep, ics_error *err)
 {
     if (rep->recipe && strstr(rep->recipe, "Quantization"))
-        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
-                        "%s: its recipe has quantization (QuantizationModifier): importing QAT checkpoints "
-                        "needs quantization-aware training, which icsparse does not have yet",
-                        label);
+        return ICS_FAIL(
+            err, ICS_ERR_NOT_IMPLEMENTED,
+            "%s: its recipe has quantization (QuantizationModifier): importing QAT checkpoints "
+            "needs quantization-aware training, which icsparse does not have yet",
+            label);
     return ICS_OK;
 }
 
-static ics_status import_loaded(const ics_pth *pth, const char *label, ics_model *model, ics_pth_import_report *rep,
-                                ics_error *err)
+static ics_status import_loaded(const ics_pth *pth, const char *label, ics_model *model,
+                                ics_pth_import_report *rep, ics_error *err)
 {
     ics_status st = read_metadata(pth, rep, err);
     if (!st) st = check_recipe(label, rep, err);
@@ -339,8 +352,8 @@ static ics_status import_loaded(const ics_pth *pth, const char *label, ics_model
     return st;
 }
 
-ics_status ics_pth_import_into_model(const char *path, ics_model *model, ics_pth_import_report *report,
-                                     ics_error *err)
+ics_status ics_pth_import_into_model(const char *path, ics_model *model,
+                                     ics_pth_import_report *report, ics_error *err)
 {
     ics_pth_import_report local;
     ics_pth_import_report *rep = report ? report : &local;
@@ -361,7 +374,8 @@ static int64_t file_dim(const ics_pth *pth, const char *name, int d)
     if (!sd) return 0;
     char mapped[ICS_NAME_MAX + 64];
     for (size_t i = 0; i < sd->u.dict.len; i++) {
-        if (ics_pth_import_map_key(sd->u.dict.keys[i]->u.str.data, mapped, sizeof mapped) < 0) continue;
+        if (ics_pth_import_map_key(sd->u.dict.keys[i]->u.str.data, mapped, sizeof mapped) < 0)
+            continue;
         const ics_pv *t = sd->u.dict.values[i];
         if (strcmp(mapped, name) == 0 && t->u.tensor.ndim > d) return t->u.tensor.shape[d];
     }
@@ -377,7 +391,8 @@ static double model_sparsity(ics_model *model)
         const ics_tensor_info *ti = ics_model_tensor(model, i);
         if (!ti->prunable) continue;
         const float *d = ics_model_tensor_data(model, i);
-        for (int64_t k = 0; k < ti->numel; k++) zeros += d[k] == 0.0f;
+        for (int64_t k = 0; k < ti->numel; k++)
+            zeros += d[k] == 0.0f;
         total += (double)ti->numel;
     }
     return total > 0 ? zeros / total : 0.0;
@@ -385,8 +400,9 @@ static double model_sparsity(ics_model *model)
 
 /* Creates the model the file fits: class count and input channels read
  * from the file when opts leaves them open. */
-static ics_status create_fitting_model(const ics_pth *pth, const char *arch, const ics_model_options *given,
-                                       ics_model **out, ics_error *err)
+static ics_status create_fitting_model(const ics_pth *pth, const char *arch,
+                                       const ics_model_options *given, ics_model **out,
+                                       ics_error *err)
 {
     ics_model_options o;
     if (given)
@@ -431,8 +447,9 @@ static ics_status create_fitting_model(const ics_pth *pth, const char *arch, con
     return st;
 }
 
-ics_status ics_pth_import_to_checkpoint(const char *path, const char *arch, const ics_model_options *opts,
-                                        const char *out_h5, ics_error *err)
+ics_status ics_pth_import_to_checkpoint(const char *path, const char *arch,
+                                        const ics_model_options *opts, const char *out_h5,
+                                        ics_error *err)
 {
     ics_pth_import_report rep;
     memset(&rep, 0, sizeof rep);
@@ -442,7 +459,8 @@ ics_status ics_pth_import_to_checkpoint(const char *path, const char *arch, cons
     if (!st) st = read_metadata(pth, &rep, err);
     if (!st && (!arch || !arch[0])) {
         if (!rep.arch_key[0])
-            st = ICS_FAIL(err, ICS_ERR_CONFIG, "%s has no arch_key: name the architecture (--arch)", path);
+            st = ICS_FAIL(err, ICS_ERR_CONFIG, "%s has no arch_key: name the architecture (--arch)",
+                          path);
         arch = rep.arch_key;
     }
     if (!st) st = create_fitting_model(pth, arch, opts, &model, err);
@@ -471,8 +489,8 @@ ics_status ics_pth_import_to_checkpoint(const char *path, const char *arch, cons
     }
     if (!st)
         ICS_INFO("imported %s (%d tensors%s%s) into %s", path, rep.tensors_loaded,
-                 rep.renamed ? ", SparseZoo names" : "", rep.reinitialized ? ", classifier re-initialized" : "",
-                 out_h5);
+                 rep.renamed ? ", SparseZoo names" : "",
+                 rep.reinitialized ? ", classifier re-initialized" : "", out_h5);
     ics_model_destroy(model);
     ics_pth_destroy(pth);
     ics_pth_import_report_free(&rep);

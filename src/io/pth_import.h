@@ -25,18 +25,18 @@
 #include <icsparse/status.h>
 
 typedef struct ics_pth_import_report {
-    int tensors_loaded;     /* model tensors taken from the file */
-    int reinitialized;      /* classifier tensors left at the model's init */
+    int tensors_loaded;              /* model tensors taken from the file */
+    int reinitialized;               /* classifier tensors left at the model's init */
     char reinit_layer[ICS_NAME_MAX]; /* that classifier's module name, "" if none */
-    int renamed;            /* keys mapped from SparseZoo names */
-    int module_prefix;      /* keys that had a "module." prefix */
-    int qat_extras;         /* fake-quant / observer keys skipped */
-    int has_optimizer;      /* the file holds optimizer state (not imported) */
-    int has_epoch;          /* epoch below is from the file */
-    double epoch;           /* the file's "epoch" (SparseML: -1 = finished) */
-    char arch_key[64];      /* the file's "arch_key", "" if none */
-    int file_num_classes;   /* rows of the file's classifier weight, 0 if unknown */
-    char *recipe;           /* the file's "recipe" text (malloc'd) or NULL */
+    int renamed;                     /* keys mapped from SparseZoo names */
+    int module_prefix;               /* keys that had a "module." prefix */
+    int qat_extras;                  /* fake-quant / observer keys skipped */
+    int has_optimizer;               /* the file holds optimizer state (not imported) */
+    int has_epoch;                   /* epoch below is from the file */
+    double epoch;                    /* the file's "epoch" (SparseML: -1 = finished) */
+    char arch_key[64];               /* the file's "arch_key", "" if none */
+    int file_num_classes;            /* rows of the file's classifier weight, 0 if unknown */
+    char *recipe;                    /* the file's "recipe" text (malloc'd) or NULL */
 } ics_pth_import_report;
 
 /* Frees what a report holds (the recipe) and zeroes it. NULL is fine. */
@@ -48,16 +48,17 @@ void ics_pth_import_report_free(ics_pth_import_report *report);
  * report may be NULL; otherwise it is filled (free it with
  * ics_pth_import_report_free, also after an error). Errors name the file
  * and the tensor (and the closest key present for a missing one). */
-ics_status ics_pth_import_into_model(const char *path, ics_model *model, ics_pth_import_report *report,
-                                     ics_error *err);
+ics_status ics_pth_import_into_model(const char *path, ics_model *model,
+                                     ics_pth_import_report *report, ics_error *err);
 
 /* Converts the .pth into an icsparse checkpoint at out_h5 (written
  * atomically). arch: NULL or "" takes the file's arch_key. opts may be
  * NULL (defaults); num_classes <= 0 takes the class count from the file's
  * classifier, in_channels <= 0 from the first convolution. The file's
  * recipe is stored as /recipe; epoch is 0 (training starts here). */
-ics_status ics_pth_import_to_checkpoint(const char *pth, const char *arch, const ics_model_options *opts,
-                                        const char *out_h5, ics_error *err);
+ics_status ics_pth_import_to_checkpoint(const char *pth, const char *arch,
+                                        const ics_model_options *opts, const char *out_h5,
+                                        ics_error *err);
 
 /* The state_dict key that the file's key `key` stands for in torchvision
  * naming ("module." stripped, SparseZoo ResNet names mapped), written to

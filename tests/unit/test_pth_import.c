@@ -58,7 +58,8 @@ static void check_logits(ics_model *m, const char *want_name)
     CU_ASSERT_EQUAL_FATAL(ics_model_forward(m, x, 2, &got, &err), ICS_OK);
     size_t n = (size_t)(shape[0] * shape[1]);
     double scale = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(want[i]));
     CU_ASSERT(scale > 1e-3); /* the reference is not degenerate */
     ICS_ASSERT_CLOSE(want_name, got, want, n, 1e-4 * scale, 1e-4);
     free(x);
@@ -106,7 +107,8 @@ static void test_resnet18_sparsezoo_checkpoint(void)
     CU_ASSERT_FATAL(t >= 0);
     const float *w = ics_model_tensor_data(m, t);
     int64_t zeros = 0;
-    for (int64_t i = 0; i < ics_model_tensor(m, t)->numel; i++) zeros += w[i] == 0.0f;
+    for (int64_t i = 0; i < ics_model_tensor(m, t)->numel; i++)
+        zeros += w[i] == 0.0f;
     CU_ASSERT(zeros > ics_model_tensor(m, t)->numel / 4);
     ics_pth_import_report_free(&rep);
     ics_model_destroy(m);
@@ -123,7 +125,8 @@ static void test_to_checkpoint(void)
     o.cifar_stem = 1;
     ics_error err;
     char *out = fx("r18_zoo.h5");
-    CU_ASSERT_EQUAL_FATAL(ics_pth_import_to_checkpoint(fx("r18_zoo.pth"), NULL, &o, out, &err), ICS_OK);
+    CU_ASSERT_EQUAL_FATAL(ics_pth_import_to_checkpoint(fx("r18_zoo.pth"), NULL, &o, out, &err),
+                          ICS_OK);
     ics_checkpoint_reader *r = NULL;
     CU_ASSERT_EQUAL_FATAL(ics_checkpoint_open(out, &r, &err), ICS_OK);
     const ics_checkpoint_info *info = ics_checkpoint_get_info(r);
@@ -148,9 +151,12 @@ static void test_to_checkpoint(void)
     ics_model_destroy(m);
     ics_checkpoint_close(r);
     /* a plain state_dict has no arch_key: the caller must name it */
-    CU_ASSERT_EQUAL(ics_pth_import_to_checkpoint(fx("r18_plain.pth"), "", &o, fx("x.h5"), &err), ICS_ERR_CONFIG);
+    CU_ASSERT_EQUAL(ics_pth_import_to_checkpoint(fx("r18_plain.pth"), "", &o, fx("x.h5"), &err),
+                    ICS_ERR_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "has no arch_key"));
-    CU_ASSERT_EQUAL(ics_pth_import_to_checkpoint(fx("r18_plain.pth"), "resnet18", &o, fx("x.h5"), &err), ICS_OK);
+    CU_ASSERT_EQUAL(
+        ics_pth_import_to_checkpoint(fx("r18_plain.pth"), "resnet18", &o, fx("x.h5"), &err),
+        ICS_OK);
 }
 
 static void test_simple_cnn_dtypes(void)
@@ -160,7 +166,9 @@ static void test_simple_cnn_dtypes(void)
     ics_pth_import_report rep;
     ics_model *m = make("simple_cnn", 10);
     CU_ASSERT_EQUAL_FATAL(ics_pth_import_into_model(fx("cnn_f64.pth"), m, &rep, &err), ICS_OK);
-    CU_ASSERT_EQUAL(*ics_model_tensor_counter(m, ics_model_find_tensor(m, "features.1.num_batches_tracked")), 7);
+    CU_ASSERT_EQUAL(
+        *ics_model_tensor_counter(m, ics_model_find_tensor(m, "features.1.num_batches_tracked")),
+        7);
     CU_ASSERT_EQUAL(rep.has_epoch, 1);
     CU_ASSERT_DOUBLE_EQUAL(rep.epoch, 2.5, 0);
     check_logits(m, "cnn_f64_logits");
@@ -193,7 +201,8 @@ static void test_transfer_learning(void)
     size_t got = fread(text, 1, sizeof text - 1, log);
     text[got] = '\0';
     fclose(log);
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "classifier 'classifier' has 5 classes there, the model 10"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(text, "classifier 'classifier' has 5 classes there, the model 10"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "re-initialized"));
     CU_ASSERT_EQUAL(rep.reinitialized, 2);
     CU_ASSERT_STRING_EQUAL(rep.reinit_layer, "classifier");
@@ -204,7 +213,8 @@ static void test_transfer_learning(void)
     int nd;
     float *conv0 = ics_test_npy_read_f32(fixtures, "conv0", shape, &nd);
     int t = ics_model_find_tensor(m, "features.0.weight");
-    CU_ASSERT_EQUAL(memcmp(conv0, ics_model_tensor_data(m, t), (size_t)ics_model_tensor(m, t)->numel * 4), 0);
+    CU_ASSERT_EQUAL(
+        memcmp(conv0, ics_model_tensor_data(m, t), (size_t)ics_model_tensor(m, t)->numel * 4), 0);
     free(conv0);
     free(before);
     ics_pth_import_report_free(&rep);
@@ -237,10 +247,12 @@ static void refuse(const char *file, ics_status want, const char *w1, const char
     memcpy(copy, p, np * sizeof *copy);
     ics_status st = ics_pth_import_into_model(fx(file), m, &rep, &err);
     CU_ASSERT_EQUAL(st, want);
-    if (st != want) fprintf(stderr, "%s: status %d, expected %d (%s)\n", file, st, want, err.message);
+    if (st != want)
+        fprintf(stderr, "%s: status %d, expected %d (%s)\n", file, st, want, err.message);
     if (st) {
         if (!strstr(err.message, w1) || (w2 && !strstr(err.message, w2)))
-            fprintf(stderr, "%s: message '%s' lacks '%s' / '%s'\n", file, err.message, w1, w2 ? w2 : "");
+            fprintf(stderr, "%s: message '%s' lacks '%s' / '%s'\n", file, err.message, w1,
+                    w2 ? w2 : "");
         CU_ASSERT_PTR_NOT_NULL(strstr(err.message, w1));
         if (w2) CU_ASSERT_PTR_NOT_NULL(strstr(err.message, w2));
         CU_ASSERT_PTR_NOT_NULL(strstr(err.message, file));
@@ -261,10 +273,11 @@ static void test_refusals(void)
            "expects [64, 32, 3, 3]");
     refuse("cnn_extra.pth", ICS_ERR_FORMAT, "unexpected key 'head.weight'", NULL);
     refuse("not_a_state_dict.pth", ICS_ERR_FORMAT, "no state_dict", NULL);
-    refuse("cnn_dup.pth", ICS_ERR_FORMAT, "keys 'features.0.weight' and 'module.features.0.weight' both stand for",
-           NULL);
+    refuse("cnn_dup.pth", ICS_ERR_FORMAT,
+           "keys 'features.0.weight' and 'module.features.0.weight' both stand for", NULL);
     refuse("cnn_longkey.pth", ICS_ERR_FORMAT, "is too long", NULL);
-    refuse("cnn_counter.pth", ICS_ERR_FORMAT, "'features.1.num_batches_tracked' has 2 elements", "scalar");
+    refuse("cnn_counter.pth", ICS_ERR_FORMAT, "'features.1.num_batches_tracked' has 2 elements",
+           "scalar");
     /* a model of another architecture: the first tensor missing, closest
      * key named, with its SparseZoo origin */
     ics_model *m = make("resnet18", 10);
@@ -303,7 +316,8 @@ static void test_damaged_files_never_crash(void)
             for (int f = 0; f < 1 + k % 4; f++) {
                 state = state * 6364136223846793005ULL + 1442695040888963407ULL;
                 /* most flips in the pickle and directory at the ends */
-                size_t at = (state >> 33) % 2 ? len - 1 - (state >> 40) % 4096 % len : (state >> 33) % len;
+                size_t at =
+                    (state >> 33) % 2 ? len - 1 - (state >> 40) % 4096 % len : (state >> 33) % len;
                 buf[at] ^= (char)(1u << ((state >> 20) % 8));
             }
         }
@@ -332,7 +346,8 @@ static void test_key_mapping(void)
     CU_ASSERT_STRING_EQUAL(out, "bn1.running_var");
     CU_ASSERT_EQUAL(ics_pth_import_map_key("sections.3.0.identity.bn.bias", out, sizeof out), 1);
     CU_ASSERT_STRING_EQUAL(out, "layer4.0.downsample.1.bias");
-    CU_ASSERT_EQUAL(ics_pth_import_map_key("sections.1.0.identity.conv.weight", out, sizeof out), 1);
+    CU_ASSERT_EQUAL(ics_pth_import_map_key("sections.1.0.identity.conv.weight", out, sizeof out),
+                    1);
     CU_ASSERT_STRING_EQUAL(out, "layer2.0.downsample.0.weight");
     CU_ASSERT_EQUAL(ics_pth_import_map_key("sections.0.1.conv2.weight", out, sizeof out), 1);
     CU_ASSERT_STRING_EQUAL(out, "layer1.1.conv2.weight");
@@ -347,7 +362,8 @@ static void test_key_mapping(void)
 
 int main(void)
 {
-    static const ics_test_case mapping[] = {{"SparseZoo and module. names", test_key_mapping}, {NULL, NULL}};
+    static const ics_test_case mapping[] = {{"SparseZoo and module. names", test_key_mapping},
+                                            {NULL, NULL}};
     ics_test_add_suite("pth import names", mapping);
     if (!ics_test_have_torch()) {
         fprintf(stderr, "test_pth_import: $PYTHON_TORCH cannot import torch: skipped\n");
@@ -357,7 +373,8 @@ int main(void)
     torch_ok = ics_test_run_torch("tests/torchref/import_make.py", fixtures) == 0;
     static const ics_test_case cases[] = {
         {"resnet18 state_dict: logits equal torch's", test_resnet18_plain},
-        {"pruned SparseML checkpoint, SparseZoo names, module.", test_resnet18_sparsezoo_checkpoint},
+        {"pruned SparseML checkpoint, SparseZoo names, module.",
+         test_resnet18_sparsezoo_checkpoint},
         {"to an icsparse checkpoint (classes from the file)", test_to_checkpoint},
         {"float64 and float16 files, counters", test_simple_cnn_dtypes},
         {"transfer learning: classifier re-initialized", test_transfer_learning},
