@@ -233,9 +233,21 @@ static ics_status import_entries(entry *e, size_t n, const char *label, ics_mode
     ics_status st = ICS_OK;
     /* Mark every match first, so that a missing tensor's closest key is
      * sought among the keys nothing claimed. */
+    /* Transfer learning: the classifier's weight in the file has other
+     * rows (classes) over the same input features; then its weight and
+     * bias are the tensors allowed to differ, both left at the model's
+     * init (never one of them alone). */
+    int other_classes = 0;
     for (int i = 0; i < nt; i++) {
-        entry *x = find(e, n, ics_model_tensor(model, i)->name);
-        if (x) x->used = 1;
+        const ics_tensor_info *ti = ics_model_tensor(model, i);
+        entry *x = find(e, n, ti->name);
+        if (!x) continue;
+        x->used = 1;
+        const ics_pv *t = x->tensor;
+        if (ti->node == cls && ti->kind == ICS_TENSOR_WEIGHT && t->u.tensor.ndim == 2 &&
+            ti->ndim == 2 && t->u.tensor.shape[1] == ti->shape[1] &&
+            t->u.tensor.shape[0] != ti->shape[0])
+            other_classes = 1;
     }
     for (int i = 0; i < nt && !st; i++) {
         const ics_tensor_info *ti = ics_model_tensor(model, i);
@@ -268,13 +280,10 @@ static ics_status import_entries(entry *e, size_t n, const char *label, ics_mode
             same = t->u.tensor.shape[d] == ti->shape[d];
         if (ti->node == cls && ti->kind == ICS_TENSOR_WEIGHT && t->u.tensor.ndim == ti->ndim)
             rep->file_num_classes = (int)t->u.tensor.shape[0];
-        if (same) continue;
-        /* Transfer learning: a classifier for another number of classes
-         * (same input features) is the one tensor allowed to differ. */
-        int other_classes = ti->node == cls && t->u.tensor.ndim == ti->ndim &&
-                            (ti->kind == ICS_TENSOR_BIAS || (ti->kind == ICS_TENSOR_WEIGHT &&
-                                                             t->u.tensor.shape[1] == ti->shape[1]));
-        if (other_classes) {
+        if (same && !(other_classes && ti->node == cls)) continue;
+        /* a bias of another length is accepted only with its weight */
+        if (other_classes && ti->node == cls &&
+            (ti->kind == ICS_TENSOR_WEIGHT || t->u.tensor.ndim == 1)) {
             reinit[i] = 1;
             reinit_any = 1;
             continue;

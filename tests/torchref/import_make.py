@@ -26,6 +26,7 @@ Usage: import_make.py DIR. Writes into DIR:
   cnn_dup.pth, cnn_longkey.pth, cnn_counter.pth: a key given twice (with
                              and without module.), a 300-character key, a
                              num_batches_tracked of 2 elements
+  cnn_bias.pth               a classifier bias of 5 with a weight of 10 rows
 """
 import os
 import sys
@@ -158,3 +159,6 @@ torch.save(sd, os.path.join(out, "cnn_longkey.pth"))
 sd = dict(cnn.state_dict())
 sd["features.1.num_batches_tracked"] = torch.zeros(2, dtype=torch.int64)
 torch.save(sd, os.path.join(out, "cnn_counter.pth"))
+sd = dict(cnn.state_dict())
+sd["classifier.bias"] = torch.zeros(5)
+torch.save(sd, os.path.join(out, "cnn_bias.pth"))

@@ -271,6 +271,10 @@ static void test_refusals(void)
            "closest key present: 'features.5.wieght'");
     refuse("cnn_shape.pth", ICS_ERR_FORMAT, "tensor 'features.4.weight' has shape [64, 32, 1, 1]",
            "expects [64, 32, 3, 3]");
+    /* transfer learning needs the weight's rows to differ: a bias alone
+     * is an error */
+    refuse("cnn_bias.pth", ICS_ERR_FORMAT,
+           "tensor 'classifier.bias' has shape [5], simple_cnn expects [10]", NULL);
     refuse("cnn_extra.pth", ICS_ERR_FORMAT, "unexpected key 'head.weight'", NULL);
     refuse("not_a_state_dict.pth", ICS_ERR_FORMAT, "no state_dict", NULL);
     refuse("cnn_dup.pth", ICS_ERR_FORMAT,
