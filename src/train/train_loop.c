@@ -436,6 +436,14 @@ ics_status ics_trainer_run(ics_trainer *t, ics_error *err)
             if (st) return st;
             if (got == 0) break; /* every rank has the same batch count */
             if (t->global_step % t->log_every == 0 && (st = log_window(t, &win, err))) return st;
+            /* train.eval_every_steps: val figures between epoch ends too. */
+            long long every = ics_config_int(t->cfg, "train.eval_every_steps");
+            if (every > 0 && t->global_step % every == 0 && t->global_step % spe != 0) {
+                ics_eval_result mid;
+                if ((st = sync_buffers(t, err))) return st;
+                if ((st = evaluate_split(t, t->model, "val", &mid, err))) return st;
+                if ((st = log_eval(t, "val", &mid, err))) return st;
+            }
             int stop = 0, checkpoint = 0;
             if ((st = step_checks(t, &stop, &checkpoint, err))) return st;
             if (stop || checkpoint) {

@@ -30,6 +30,16 @@ check "metrics.jsonl has val top-1 at the last step" contains "$TEST_TMP/r1/metr
 check "results.json: learned something (test top-1 > 50%)" \
     "$PYTHON_TORCH" -c "import json,sys; r=json.load(open('$TEST_TMP/r1/results.json')); print(r); sys.exit(0 if r['test_top1'] > 50 and r['global_step'] == 36 else 1)"
 
+check "train.eval_every_steps evaluates between epoch ends" expect_exit 0 "$out" train --run-dir "$TEST_TMP/mid" \
+    --epochs 1 --set train.eval_every_steps=4 --set train.test_at_end=false
+check "val/top1 logged at steps 4, 8, 12, 16 and 18" bash -c "
+    for s in 4 8 12 16 18; do grep -qE '\"step\":\s*'\$s',.*\"val/top1\"' '$TEST_TMP/mid/metrics.jsonl' || exit 1; done
+    ! grep -qE '\"step\":\s*6,.*\"val/top1\"' '$TEST_TMP/mid/metrics.jsonl'"
+check "EMA weights evaluated and checkpointed" expect_exit 0 "$out" train --run-dir "$TEST_TMP/ema" --epochs 1 \
+    --set ema.enabled=true --set ema.every_steps=2 --set train.test_at_end=false
+check "val_ema/top1 logged" contains "$TEST_TMP/ema/metrics.jsonl" '"val_ema/top1"'
+check "EMA in the checkpoint" bash -c "h5ls '$TEST_TMP/ema/ckpt/last.h5' | grep -q '^ema'"
+
 # 2. TensorBoard's own reader sees the same steps and values as metrics.jsonl.
 tb_rc=0
 "$PYTHON_TORCH" "$top_srcdir/tests/tools/tb_read.py" "$TEST_TMP/r1/tensorboard" >"$TEST_TMP/tb.txt" 2>&1 || tb_rc=$?
