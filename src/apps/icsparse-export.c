@@ -8,6 +8,10 @@
 #include <icsparse/export.h>
 
 #include "apps/app.h"
+#include "sparsify/oneshot.h"
+
+#include <errno.h>
+#include <sys/stat.h>
 
 static const ics_app_option options[] = {
     {"checkpoint", 'C', 1, NULL, "FILE", "RUN/ckpt/best.h5", "checkpoint to export"},
@@ -18,7 +22,7 @@ static const ics_app_option options[] = {
     {"batch-size", 'b', 1, "export.batch_size", "N", NULL, "static batch size (0: dynamic)"},
     {"dynamic-shape", 0, 0, NULL, NULL, "off (export.dynamic_shape)", "dynamic height and width"},
     {"fold-bn", 0, 1, "export.fold_bn", "BOOL", NULL, "fold BatchNorm into convolutions"},
-    {"one-shot", 0, 1, NULL, "RECIPE", "none", "apply a recipe's pruning and quantization first"},
+    {"one-shot", 0, 1, NULL, "RECIPE", "none", "apply a recipe's pruning first (no training); recipe.args apply"},
     {"deployment-dir", 0, 1, NULL, "DIR", "none", "write DIR/deployment/{model.onnx,config.json}"},
     {"sparsezoo-dir", 0, 1, NULL, "DIR", "none", "write a SparseZoo-style model directory"},
     {"force", 0, 0, NULL, NULL, "off", "replace existing output files"},
@@ -27,9 +31,6 @@ static const ics_app_option options[] = {
 static ics_status run(ics_app *app, ics_error *err)
 {
     const ics_config *cfg = ics_app_config(app);
-    if (ics_app_option_value(app, "one-shot"))
-        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
-                        "--one-shot needs the recipe manager, which is not there yet");
 
     ics_export_format format = ICS_EXPORT_ONNX;
     const char *fmt = ics_app_option_value(app, "format");
@@ -57,6 +58,22 @@ static ics_status run(ics_app *app, ics_error *err)
         snprintf(output, sizeof output, "%s", dir);
     else
         snprintf(output, sizeof output, "%s/export", run_dir);
+    /* --one-shot: the recipe's pruning applied to the checkpoint first,
+     * into OUTPUT/model-one-shot.h5 (kept: it is the exported model's
+     * checkpoint, masks and recipe included). */
+    const char *oneshot = ics_app_option_value(app, "one-shot");
+    if (oneshot) {
+        char sparse[4200];
+        if (mkdir(output, 0777) != 0 && errno != EEXIST)
+            return ICS_FAIL(err, ICS_ERR_IO, "cannot create %s: %s", output, strerror(errno));
+        snprintf(sparse, sizeof sparse, "%s/model-one-shot.h5", output);
+        const char *args = ics_config_string(cfg, "recipe.args");
+        double sparsity = 0;
+        st = ics_oneshot_checkpoint(checkpoint, oneshot, args[0] ? args : NULL, sparse, &sparsity, err);
+        if (st != ICS_OK) return st;
+        fprintf(stderr, "icsparse-export: one-shot %s: sparsity %.2f%% -> %s\n", oneshot, 100 * sparsity, sparse);
+        snprintf(checkpoint, sizeof checkpoint, "%s", sparse);
+    }
     char written[4200];
     return ics_export_checkpoint(
         checkpoint, format, &opts, output, ics_app_option_value(app, "deployment-dir"),

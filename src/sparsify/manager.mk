@@ -30,3 +30,7 @@ examples_manager_loop_LDADD = libicsparse.la
 TESTS += tests/integration/test_manager_example.sh
 dist_noinst_SCRIPTS += tests/integration/test_manager_example.sh
 EXTRA_DIST += tests/fixtures/manager/example.yaml tests/fixtures/manager/mobilenet-acdc-torchvision.yaml
+
+# one-shot sparsification of a checkpoint (icsparse-export --one-shot)
+libicsparse_la_SOURCES += src/sparsify/oneshot.c
+noinst_HEADERS += src/sparsify/oneshot.h

@@ -269,6 +269,9 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
     /* Replicas share the process's cores: each runs its kernels on its
      * share of them (set on its own thread, see train_loop.c). */
     ics_backend_cpu_set_threads(t->nreplicas > 1 ? 1 : pick_threads(t));
+    if (CFG_B("log.wandb") && t->rank == 0)
+        ICS_WARN("log.wandb: run `tools/wandb-bridge --run-dir %s --follow` beside this job (or after it) to get "
+                 "the W&B offline run; icsparse-train does not start the bridge itself yet", t->run_dir);
     if (CFG_B("train.amp") && strcmp(CFG_S("train.device"), "cpu") == 0 && t->rank == 0)
         ICS_WARN("train.amp: mixed precision needs a GPU; training in float32 on the CPU");
     if (strcmp(CFG_S("train.device"), "cuda") == 0) {

@@ -99,6 +99,26 @@ check "consolidate best_pruned verifies masks against weights" expect_exit 0 "$o
     icsparse-consolidate --run-dir "$TEST_TMP/r1" --pick best_pruned --strip
 check "3 masks checked" contains "$out" 'best_pruned.h5: 14 tensors, 3 masks'
 
+# One-shot: a recipe's pruning applied to a dense checkpoint by
+# icsparse-export, no training; the ONNX file holds the zeros.
+check "a dense checkpoint" expect_exit 0 "$out" icsparse-train --config "$TEST_TMP/job.cfg" --threads 1 \
+    --run-dir "$TEST_TMP/dense" --set recipe.path='""' --epochs 1 --set train.test_at_end=false
+check "export --one-shot" expect_exit 0 "$out" icsparse-export -C "$TEST_TMP/dense/ckpt/last.h5" \
+    -o "$TEST_TMP/oneshot" --one-shot "$TEST_TMP/prune.yaml" --set recipe.args='{"final_sparsity": 0.7}'
+check "one-shot sparsity reported" contains "$out" 'one-shot .*prune.yaml: sparsity 70.00%'
+check "the one-shot checkpoint verifies (masks against weights)" expect_exit 0 "$out" \
+    icsparse-consolidate --checkpoint "$TEST_TMP/oneshot/model-one-shot.h5" --verify-only
+if "$PYTHON_TORCH" -c 'import onnx' 2>/dev/null; then
+    check "the ONNX weights are 70% zeros" "$PYTHON_TORCH" -c "
+import onnx, sys
+from onnx import numpy_helper
+m = onnx.load('$TEST_TMP/oneshot/model.onnx')
+ws = [numpy_helper.to_array(i) for i in m.graph.initializer if i.name.endswith('weight') and numpy_helper.to_array(i).ndim > 1]
+z = [float((w == 0).mean()) for w in ws]
+print(z)
+sys.exit(0 if len(ws) == 3 and all(abs(v - 0.7) < 0.01 for v in z) else 1)"
+fi
+
 # Bad recipes: one line with the recipe's file and line.
 printf 'modifiers:\n  - !GMPruningModifer\n    params: __ALL_PRUNABLE__\n' >"$TEST_TMP/typo.yaml"
 check "an unknown modifier: exit 2" expect_exit 2 "$out" train --run-dir "$TEST_TMP/bad" --recipe "$TEST_TMP/typo.yaml"
