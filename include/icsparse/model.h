@@ -162,6 +162,10 @@ float *ics_model_tensor_grad(ics_model *model, int index);
 /* The num_batches_tracked counter; NULL for other tensors. */
 int64_t *ics_model_tensor_counter(ics_model *model, int index);
 
+/* Fraction of exact zeros over the prunable weights (conv and linear
+ * weights): the sparsity checkpoints, logs and reports state. */
+double ics_model_sparsity(ics_model *model);
+
 /* The slabs themselves (count = number of elements). */
 float *ics_model_params(ics_model *model, size_t *count);
 float *ics_model_grads(ics_model *model, size_t *count);

@@ -105,19 +105,6 @@ static ics_status check_mask(void *ctx, const char *path, const float *mask, int
     return ICS_OK;
 }
 
-static double prunable_sparsity(ics_model *m)
-{
-    double zeros = 0, total = 0;
-    for (int i = 0; i < ics_model_num_tensors(m); i++) {
-        const ics_tensor_info *t = ics_model_tensor(m, i);
-        if (!t->prunable) continue;
-        const float *w = ics_model_tensor_data(m, i);
-        for (int64_t k = 0; k < t->numel; k++) zeros += w[k] == 0.0f;
-        total += (double)t->numel;
-    }
-    return total > 0 ? zeros / total : 0;
-}
-
 ics_status ics_checkpoint_verify(const char *path, ics_verify_report *rep, ics_error *err)
 {
     memset(rep, 0, sizeof *rep);
@@ -174,7 +161,7 @@ ics_status ics_checkpoint_verify(const char *path, ics_verify_report *rep, ics_e
         if (!st && rep->ema_tensors != want)
             st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: EMA has %d tensors, the model %d", path, rep->ema_tensors, want);
     }
-    if (!st) rep->sparsity = prunable_sparsity(model);
+    if (!st) rep->sparsity = ics_model_sparsity(model);
     ics_model_destroy(model);
     ics_checkpoint_close(r);
     return st;

@@ -391,22 +391,6 @@ static int64_t file_dim(const ics_pth *pth, const char *name, int d)
     return 0;
 }
 
-/* Fraction of zeros over the prunable weights (the checkpoint's sparsity
- * attribute). */
-static double model_sparsity(ics_model *model)
-{
-    double zeros = 0, total = 0;
-    for (int i = 0; i < ics_model_num_tensors(model); i++) {
-        const ics_tensor_info *ti = ics_model_tensor(model, i);
-        if (!ti->prunable) continue;
-        const float *d = ics_model_tensor_data(model, i);
-        for (int64_t k = 0; k < ti->numel; k++)
-            zeros += d[k] == 0.0f;
-        total += (double)ti->numel;
-    }
-    return total > 0 ? zeros / total : 0.0;
-}
-
 /* Creates the model the file fits: class count and input channels read
  * from the file when opts leaves them open. */
 static ics_status create_fitting_model(const ics_pth *pth, const char *arch,
@@ -487,7 +471,7 @@ ics_status ics_pth_import_to_checkpoint(const char *path, const char *arch,
         info.model_options = *ics_model_get_options(model);
         info.world_size = 1;
         snprintf(info.kind, sizeof info.kind, "imported");
-        info.sparsity = model_sparsity(model);
+        info.sparsity = ics_model_sparsity(model);
         st = ics_checkpoint_put_info(w, &info, err);
         if (!st) st = ics_checkpoint_put_model(w, model, err);
         if (!st && rep.recipe) st = ics_checkpoint_put_text(w, "recipe", rep.recipe, err);

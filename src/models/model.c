@@ -292,3 +292,16 @@ void ics_model_init_params(ics_model *m, uint64_t seed)
         }
     }
 }
+
+double ics_model_sparsity(ics_model *m)
+{
+    double zeros = 0, total = 0;
+    for (int i = 0; i < ics_model_num_tensors(m); i++) {
+        const ics_tensor_info *t = ics_model_tensor(m, i);
+        if (!t->prunable) continue;
+        const float *w = ics_model_tensor_data(m, i);
+        for (int64_t k = 0; k < t->numel; k++) zeros += w[k] == 0.0f;
+        total += (double)t->numel;
+    }
+    return total > 0 ? zeros / total : 0.0;
+}

@@ -33,19 +33,6 @@ ics_status ics_eval_pick_checkpoint(const ics_config *cfg, char *path, size_t si
                     "best.h5 nor last.h5", run);
 }
 
-static double model_sparsity(ics_model *m)
-{
-    double zeros = 0, total = 0;
-    for (int i = 0; i < ics_model_num_tensors(m); i++) {
-        const ics_tensor_info *t = ics_model_tensor(m, i);
-        if (!t->prunable) continue;
-        const float *w = ics_model_tensor_data(m, i);
-        for (int64_t k = 0; k < t->numel; k++) zeros += w[k] == 0.0f;
-        total += (double)t->numel;
-    }
-    return total > 0 ? zeros / total : 0;
-}
-
 ics_status ics_eval_checkpoint(const ics_config *cfg, const char *checkpoint, ics_eval_result *out,
                                double *sparsity, ics_error *err)
 {
@@ -83,7 +70,7 @@ ics_status ics_eval_checkpoint(const ics_config *cfg, const char *checkpoint, ic
             st = ics_evaluate(model, &src, batch, meta->mean, meta->std, 0, out, err);
         }
     }
-    if (!st && sparsity) *sparsity = model_sparsity(model);
+    if (!st && sparsity) *sparsity = ics_model_sparsity(model);
     ics_model_destroy(model);
     ics_dataset_close(d);
     ics_checkpoint_close(r);

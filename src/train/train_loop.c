@@ -36,15 +36,7 @@ double ics_train_epoch_of(const ics_trainer *t, int64_t step)
 
 double ics_train_sparsity(ics_trainer *t)
 {
-    double zeros = 0, total = 0;
-    for (int i = 0; i < ics_model_num_tensors(t->model); i++) {
-        const ics_tensor_info *ti = ics_model_tensor(t->model, i);
-        if (!ti->prunable) continue;
-        const float *w = ics_model_tensor_data(t->model, i);
-        for (int64_t k = 0; k < ti->numel; k++) zeros += w[k] == 0.0f;
-        total += (double)ti->numel;
-    }
-    return total > 0 ? zeros / total : 0.0;
+    return ics_model_sparsity(t->model);
 }
 
 /* Running sums of the current logging window (this rank). */
