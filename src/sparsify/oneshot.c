@@ -20,7 +20,14 @@ ics_status ics_oneshot_checkpoint(const char *in, const char *recipe_path, const
     char *yaml = NULL, *config = NULL;
     ics_status st = ics_checkpoint_open(in, &r, err);
     if (!st) st = ics_checkpoint_create_model(r, &model, err);
-    if (!st) st = ics_recipe_load_file(recipe_path, recipe_args, &recipe, err);
+    if (!st) {
+        st = ics_recipe_load_file(recipe_path, recipe_args, &recipe, err);
+        /* A recipe that cannot be read or does not load is a usage error. */
+        if (st == ICS_ERR_IO || st == ICS_ERR_FORMAT || st == ICS_ERR_INVALID) {
+            st = ICS_ERR_CONFIG;
+            if (err) err->status = st;
+        }
+    }
     /* No optimizer: only structural effects (masks) apply. */
     if (!st) st = ics_manager_create(recipe, model, NULL, &m, err);
     if (!st) st = ics_manager_apply_oneshot(m, err);

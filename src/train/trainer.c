@@ -124,8 +124,9 @@ static ics_status load_recipe(ics_trainer *t, ics_error *err)
     if (!path[0]) return ICS_OK;
     const char *args = CFG_S("recipe.args");
     ics_status st = ics_recipe_load_file(path, args[0] ? args : NULL, &t->recipe, err);
-    /* A recipe that does not load is a configuration error (exit 2). */
-    if (st == ICS_ERR_FORMAT || st == ICS_ERR_INVALID) {
+    /* A recipe that cannot be read or does not load is a configuration
+     * error (exit 2). */
+    if (st == ICS_ERR_IO || st == ICS_ERR_FORMAT || st == ICS_ERR_INVALID) {
         st = ICS_ERR_CONFIG;
         if (err) err->status = st;
     }

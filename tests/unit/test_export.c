@@ -453,7 +453,7 @@ static void test_cli(void)
     snprintf(args, sizeof args, "--checkpoint %s --output %s/o2 --opset 12", ckpt, root);
     expect_cli(args, 2, "export.opset");
     snprintf(args, sizeof args, "--checkpoint %s --output %s/o2 --one-shot r.yaml", ckpt, root);
-    expect_cli(args, 2, "--one-shot needs the recipe manager");
+    expect_cli(args, 2, "r.yaml: cannot open recipe");
     snprintf(args, sizeof args, "--checkpoint %s --output %s/o2 --format torchscript", ckpt, root);
     expect_cli(args, 2, "TorchScript export is not implemented yet");
     snprintf(args, sizeof args, "--checkpoint %s --output %s/o2 --format tflite", ckpt, root);
