@@ -331,6 +331,12 @@ int ics_app_main(const ics_app_spec *spec, int argc, char **argv)
         if (!ics_dist_initialized() || ics_dist_rank() == 0)
             fprintf(stderr, "%s: %s\n", spec->name, err.message);
         code = ics_status_exit_code(st);
+    } else if (st && ics_dist_initialized() && ics_dist_size() > 1 && ics_dist_failure_agreed()) {
+        /* Every rank agreed on the failure (no collective pending): one
+         * line, from the lowest failing rank, and a clean exit with the
+         * code, no MPI_Abort banner. */
+        if (ics_dist_rank() == ics_dist_first_failed_rank()) report(spec, &err);
+        code = ics_status_exit_code(st);
     } else if (st) {
         code = report(spec, &err);
         if (ics_dist_initialized() && ics_dist_size() > 1) {

@@ -148,13 +148,23 @@ ics_status ics_dist_allreduce_max_f64(double *buf, size_t count, ics_error *err)
     return allreduce(buf, count, MPI_DOUBLE, sizeof(double), MPI_MAX, err);
 }
 
+static int failure_agreed, first_failed_rank = -1;
+
+int ics_dist_failure_agreed(void) { return failure_agreed; }
+int ics_dist_first_failed_rank(void) { return first_failed_rank; }
+
 ics_status ics_dist_agree(ics_status local, ics_error *err)
 {
+    failure_agreed = 0;
     if (world_comm == MPI_COMM_NULL || world_size == 1) return local;
-    int failed = local != ICS_OK, any_failed = 0;
-    ics_status st = mpi_check(MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, world_comm),
+    /* The lowest failing rank (world_size when none failed). */
+    int mine = local != ICS_OK ? world_rank : world_size, first = world_size;
+    ics_status st = mpi_check(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, world_comm),
                               "MPI_Allreduce", err);
     if (st) return st;
+    int any_failed = first < world_size;
+    failure_agreed = any_failed;
+    first_failed_rank = any_failed ? first : -1;
     if (local != ICS_OK) return local;
     if (any_failed) return ICS_FAIL(err, ICS_ERR_RUNTIME, "another rank failed");
     return ICS_OK;

@@ -41,6 +41,13 @@ ics_status ics_dist_allreduce_max_f64(double *buf, size_t count, ics_error *err)
 /* Every rank's status reduced: returns ICS_OK only when every rank
  * passed ICS_OK, so ranks can fail together instead of hanging. */
 ics_status ics_dist_agree(ics_status local, ics_error *err);
+/* 1 when the last ics_dist_agree ended in failure: every rank knows it
+ * failed and no collective is pending, so the job may end without
+ * MPI_Abort (0 after an agreement that succeeded). */
+int ics_dist_failure_agreed(void);
+/* The lowest rank that failed in that agreement (-1 if none): it alone
+ * prints the error, so a failure every rank shares is printed once. */
+int ics_dist_first_failed_rank(void);
 /* The MPI communicator for parallel HDF5 (MPI_Comm, as an opaque pointer
  * to the communicator handle; NULL when MPI is not initialized). */
 const void *ics_dist_mpi_comm_world(void);

@@ -126,4 +126,7 @@ check "an unknown modifier: named with its line" contains "$out" 'typo.yaml:2.*G
 printf 'modifiers:\n  - !QuantizationModifier\n    start_epoch: 0.0\n' >"$TEST_TMP/qat.yaml"
 check "quantization: refused plainly (exit 2)" expect_exit 2 "$out" train --run-dir "$TEST_TMP/bad" --recipe "$TEST_TMP/qat.yaml"
 check "quantization: not implemented yet" contains "$out" 'QuantizationModifier.*not implemented yet'
+check "a failure every rank shares: exit 2 under mpirun" expect_exit 2 "$out" $MPIRUN -n 2 --oversubscribe \
+    icsparse-train --config "$TEST_TMP/job.cfg" --threads 1 --run-dir "$TEST_TMP/bad" --recipe "$TEST_TMP/qat.yaml"
+check "... printed once, without MPI_Abort" bash -c "[ \"\$(grep -c 'icsparse-train: error:' '$out')\" = 1 ] && ! grep -q MPI_ABORT '$out'"
 finish
