@@ -25,22 +25,6 @@
 #define CFG_F(key) ics_config_float(t->cfg, key)
 #define CFG_B(key) ics_config_bool(t->cfg, key)
 
-static ics_status make_dirs(const char *dir, ics_error *err)
-{
-    char buf[1200];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return ICS_FAIL(err, ICS_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return ICS_FAIL(err, ICS_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
-    return ICS_OK;
-}
-
 /* Compute threads per rank: train.threads, or the cores shared out among
  * this node's ranks. */
 static int pick_threads(const ics_trainer *t)
@@ -262,8 +246,8 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
 
     ics_status st = ICS_OK;
     if (t->rank == 0) {
-        st = make_dirs(t->run_dir, err);
-        if (!st) st = make_dirs(t->ckpt_dir, err);
+        st = ics_log_mkdirs(t->run_dir, err);
+        if (!st) st = ics_log_mkdirs(t->ckpt_dir, err);
     }
     st = ics_dist_agree(st, err);
     if (st) goto fail;
