@@ -102,6 +102,16 @@ const ics_checkpoint_info *ics_checkpoint_get_info(const ics_checkpoint_reader *
 const char *ics_checkpoint_path(const ics_checkpoint_reader *r);
 /* Builds the checkpoint's architecture (unplanned) and loads its tensors. */
 ics_status ics_checkpoint_create_model(ics_checkpoint_reader *r, ics_model **out, ics_error *err);
+/* The model a checkpoint describes, ready to run: its architecture and
+ * tensors and, for a QAT checkpoint, the QAT structure its recipe gives at
+ * its epoch (update_architecture_from_recipe) with the quantizer state
+ * (/quant). Errors: those of create_model, a QAT checkpoint without a
+ * recipe, quantizer state that does not match the recipe's structure. */
+ics_status ics_checkpoint_load_model(ics_checkpoint_reader *r, ics_model **out, ics_error *err);
+/* A QAT model's quantizer state (/quant/...; nothing for other models),
+ * and reading it back into a model with the same QAT structure. */
+ics_status ics_checkpoint_put_quant(ics_checkpoint_writer *w, ics_model *model, ics_error *err);
+ics_status ics_checkpoint_get_quant(ics_checkpoint_reader *r, ics_model *model, ics_error *err);
 /* Loads /model into an existing model: every tensor must be present with
  * the same shape (the error names the tensor and both shapes). */
 ics_status ics_checkpoint_get_model(ics_checkpoint_reader *r, ics_model *model, ics_error *err);

@@ -20,8 +20,10 @@
  * the first step whose epoch >= end_epoch, and an update modifier updates
  * every update_frequency epochs in between. Pruned weights stay exactly
  * zero: their gradients are zeroed before each step and the weights are
- * masked again after it. QuantizationModifier is refused
- * (ICS_ERR_NOT_IMPLEMENTED) until QAT exists.
+ * masked again after it. QuantizationModifier gives the model its QAT
+ * structure at its start (icsparse/qat.h); a trainer holding copies of the
+ * model (replicas, EMA) gives them the same with
+ * ics_model_qat_prepare_like.
  */
 #ifndef ICSPARSE_MANAGER_H
 #define ICSPARSE_MANAGER_H
@@ -43,8 +45,7 @@ struct ics_optim;
  * (selectors resolved against its state_dict names; an error names the
  * selector and its recipe line) and an optimizer (NULL for one-shot use;
  * then LR, weight-decay and AC/DC momentum effects are skipped). The recipe
- * and the model must outlive the manager. Errors: a QuantizationModifier
- * (ICS_ERR_NOT_IMPLEMENTED), a selector matching nothing, an N:M or block
+ * and the model must outlive the manager. Errors: a selector matching nothing, an N:M or block
  * mask on a tensor it cannot apply to, a DistillationModifier's
  * distill_output_keys (one output here), out of memory. */
 ics_status ics_manager_create(const ics_recipe *recipe, ics_model *model, struct ics_optim *optim,
@@ -100,8 +101,16 @@ int ics_manager_has_pruning(const ics_manager *m);
  * end_epoch -1, count as ended from their start: they hold masks fixed);
  * 1 without pruning. Best-pruned checkpoints only count after this. */
 int ics_manager_pruning_ended(const ics_manager *m, double epoch);
-/* 0: quantization-aware training does not exist yet. */
+/* 1 when a QuantizationModifier has started by epoch (start -1: from 0). */
 int ics_manager_qat_active(const ics_manager *m, double epoch);
+int ics_recipe_qat_active(const ics_recipe *recipe, double epoch);
+
+/* update_architecture_from_recipe: gives a model the QAT structure the
+ * recipe's QuantizationModifiers have applied by epoch (-1: a finished
+ * run, every modifier applied), with the observer and BN-freeze flags of
+ * that epoch, so that a checkpoint's quantizer state can load into it.
+ * Nothing happens without such a modifier. */
+ics_status ics_recipe_apply_structure(const ics_recipe *recipe, ics_model *model, double epoch, ics_error *err);
 
 /* Masks, one per parameter any pruning modifier selects, in tensor-table
  * order. Saved in checkpoints as /masks/<name>; restored by writing the

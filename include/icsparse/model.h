@@ -48,6 +48,9 @@ typedef enum ics_op_kind {
     ICS_OP_FLATTEN,           /* torch.flatten(x, 1) in PyTorch's (c, h, w) order */
     ICS_OP_DROPOUT,           /* torch.nn.Dropout(p) */
     ICS_OP_LINEAR,            /* torch.nn.Linear */
+    ICS_OP_FAKE_QUANT,        /* activation fake quantization (QAT; inserted by
+                               * ics_model_qat_prepare, named
+                               * "<module>.activation_post_process") */
     ICS_OP_COUNT
 } ics_op_kind;
 
@@ -71,6 +74,13 @@ typedef struct ics_node {
     float dropout_p;       /* dropout */
     /* this node's entries in the tensor table: [first_tensor, first_tensor + num_tensors) */
     int first_tensor, num_tensors;
+    /* quantization-aware training (all 0 / -1 until ics_model_qat_prepare):
+     * conv and linear: quant_index >= 0 when the weight is fake-quantized
+     * (index of its per-channel scales); conv: fold_bn = 1 when the BN node
+     * right after it is folded into the quantized weight.
+     * fake-quant node: quant_index = its activation quantizer. */
+    int quant_index;
+    int fold_bn;
 } ics_node;
 
 /* Short name of an op kind ("conv2d", "batchnorm2d", ...). */

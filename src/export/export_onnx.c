@@ -468,6 +468,7 @@ static ics_status emit_node(onnx_builder *b, walk_state *ws, int i)
     }
     case ICS_OP_INPUT:
     case ICS_OP_DROPOUT:
+    case ICS_OP_FAKE_QUANT: /* refused before (QAT models export through the QDQ path) */
     case ICS_OP_COUNT:
         break;
     }

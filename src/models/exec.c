@@ -89,6 +89,41 @@ static void base_io(ics_model *m, int i, int batch, ics_layer_io *io)
     io->reduce_status = &m->bn_reduce_status;
     io->reduce_error = &m->bn_reduce_error;
     bind_tensors(m, i, io);
+    if (!m->qat.active) return;
+    /* QAT: the quantizer's state, the folded BN of a conv, frozen BNs */
+    io->qat = &m->qat.ctx;
+    if (node->kind == ICS_OP_FAKE_QUANT)
+        io->qstate = m->qat.state + ICS_QAT_HEADER + (size_t)node->quant_index * ICS_AQ_FLOATS;
+    else if (node->quant_index >= 0)
+        io->qstate = m->qat.state + m->qat.weight_offset[node->quant_index];
+    if (node->kind == ICS_OP_CONV2D && node->fold_bn) {
+        const ics_node *bn = &m->nodes[i + 1];
+        const ics_tensor_info *t = &m->tensors[bn->first_tensor];
+        io->bn_gamma = m->params + t[0].offset;
+        io->bn_gamma_grad = m->grads + t[0].offset;
+        io->bn_var = m->buffers + t[3].offset;
+        io->bn_eps = bn->eps;
+    }
+    if (node->kind == ICS_OP_BATCHNORM2D && m->qat.state[ICS_QAT_BN_FROZEN] != 0.0f &&
+        m->nodes[node->inputs[0]].fold_bn)
+        io->bn_frozen = 1;
+}
+
+/* The layer functions of node i: the QAT variants for quantized weights. */
+static void (*forward_of(const ics_model *m, int i))(const ics_layer_io *)
+{
+    const ics_node *node = &m->nodes[i];
+    if (node->quant_index >= 0 && node->kind == ICS_OP_CONV2D) return ics_nn_conv2d_qat_forward;
+    if (node->quant_index >= 0 && node->kind == ICS_OP_LINEAR) return ics_nn_linear_qat_forward;
+    return ics_layer_kind_of(node->kind)->forward;
+}
+
+static void (*backward_of(const ics_model *m, int i))(const ics_layer_io *)
+{
+    const ics_node *node = &m->nodes[i];
+    if (node->quant_index >= 0 && node->kind == ICS_OP_CONV2D) return ics_nn_conv2d_qat_backward;
+    if (node->quant_index >= 0 && node->kind == ICS_OP_LINEAR) return ics_nn_linear_qat_backward;
+    return ics_layer_kind_of(node->kind)->backward;
 }
 
 ics_status ics_model_forward(ics_model *m, const float *x, int batch, const float **logits,
@@ -111,10 +146,11 @@ ics_status ics_model_forward(ics_model *m, const float *x, int batch, const floa
     const ics_node *in = &m->nodes[0];
     memcpy(at(m, m->plan.nodes[0].out), x, (size_t)batch * (size_t)ics_node_numel(in) * sizeof(float));
     m->bn_reduce_status = ICS_OK;
+    if (m->qat.active) m->qat.ctx.observers = m->qat.state[ICS_QAT_OBSERVERS] != 0.0f;
     for (int i = 1; i < m->num_nodes; i++) {
         ics_layer_io io;
         base_io(m, i, batch, &io);
-        ics_layer_kind_of(m->nodes[i].kind)->forward(&io);
+        forward_of(m, i)(&io);
     }
     if (m->bn_reduce_status) {
         if (err) *err = m->bn_reduce_error;
@@ -169,7 +205,7 @@ ics_status ics_model_backward(ics_model *m, const float *dlogits, ics_error *err
             }
             continue;
         }
-        lk->backward(&io);
+        backward_of(m, i)(&io);
         for (int k = 0; k < node->num_inputs; k++)
             if (accumulate[k])
                 m->ops->accumulate((int64_t)batch * ics_node_numel(&m->nodes[node->inputs[k]]),
@@ -181,7 +217,11 @@ ics_status ics_model_backward(ics_model *m, const float *dlogits, ics_error *err
         /* This node's parameter gradients are final: DDP may start
          * reducing them while the earlier layers run backward. */
         if (m->backward_hook && node->num_tensors > 0) {
-            ics_status hs = m->backward_hook(m->backward_hook_ctx, i, err);
+            /* A BN folded into its QAT conv gets more gamma gradient from
+             * the conv's backward: it is final only after that. */
+            int folded_bn = node->kind == ICS_OP_BATCHNORM2D && m->nodes[node->inputs[0]].fold_bn;
+            ics_status hs = folded_bn ? ICS_OK : m->backward_hook(m->backward_hook_ctx, i, err);
+            if (!hs && node->fold_bn) hs = m->backward_hook(m->backward_hook_ctx, i + 1, err);
             if (hs) return hs;
         }
     }

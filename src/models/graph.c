@@ -27,6 +27,7 @@ static ics_node *push_node(ics_model *m, ics_op_kind kind, const char *name, ics
     n->kind = kind;
     snprintf(n->name, sizeof n->name, "%s", name ? name : "");
     n->first_tensor = m->num_tensors;
+    n->quant_index = -1;
     return n;
 }
 
@@ -227,7 +228,7 @@ int ics_build_adaptive_avgpool(ics_model *m, int in, const char *name, int out_h
 }
 
 /* y = a + b; both inputs must have the same shape. */
-int ics_build_add(ics_model *m, int a, int b, ics_error *err)
+int ics_build_add(ics_model *m, int a, int b, const char *name, ics_error *err)
 {
     const ics_node *na = input_node(m, a, "add", err);
     const ics_node *nb = na ? input_node(m, b, "add", err) : NULL;
@@ -238,7 +239,7 @@ int ics_build_add(ics_model *m, int a, int b, ics_error *err)
                         na->out_w, na->out_c, nb->name, nb->out_h, nb->out_w, nb->out_c),
                -1;
     int h = na->out_h, w = na->out_w, c = na->out_c;
-    ics_node *n = push_node(m, ICS_OP_ADD, "", err);
+    ics_node *n = push_node(m, ICS_OP_ADD, name, err);
     if (!n) return -1;
     n->num_inputs = 2;
     n->inputs[0] = a;

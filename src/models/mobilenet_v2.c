@@ -55,7 +55,8 @@ static int inverted_residual(ics_model *m, int in, int index, int out_c, int str
     if (x >= 0) x = ics_build_conv(m, x, name, out_c, 1, 1, 0, 1, 0, err);
     snprintf(name, sizeof name, "features.%d.conv.%d", index, k++);
     if (x >= 0) x = ics_build_bn(m, x, name, err);
-    if (x >= 0 && stride == 1 && in_c == out_c) x = ics_build_add(m, in, x, err);
+    snprintf(name, sizeof name, "features.%d.add", index);
+    if (x >= 0 && stride == 1 && in_c == out_c) x = ics_build_add(m, in, x, name, err);
     return x;
 }
 

@@ -33,6 +33,7 @@ const char *ics_op_kind_name(ics_op_kind kind)
         [ICS_OP_FLATTEN] = "flatten",
         [ICS_OP_DROPOUT] = "dropout",
         [ICS_OP_LINEAR] = "linear",
+        [ICS_OP_FAKE_QUANT] = "fake_quant",
     };
     if ((int)kind < 0 || kind >= ICS_OP_COUNT) return "unknown";
     return names[kind];
@@ -146,6 +147,7 @@ void ics_model_destroy(ics_model *m)
 {
     if (!m) return;
     ics_plan_free(&m->plan);
+    ics_qat_free(&m->qat);
     free(m->nodes);
     free(m->tensors);
     free(m->params);

@@ -6,9 +6,11 @@
 #define ICS_MODELS_MODEL_INTERNAL_H
 
 #include <icsparse/model.h>
+#include <icsparse/qat.h>
 
 #include "backend/backend.h"
 #include "core/rng.h"
+#include "nn/layer.h"
 
 /* How an architecture initializes its linear layers (torchvision differs
  * between families). */
@@ -39,6 +41,21 @@ typedef struct ics_plan {
     ics_node_plan *nodes;
 } ics_plan;
 
+/* Quantization-aware training state (qat.c). The state floats:
+ * [0] observers on, [1] BN frozen, then 5 per activation quantizer
+ * (ICS_AQ_*), then the weight scales of each quantized conv / linear. */
+enum { ICS_QAT_OBSERVERS = 0, ICS_QAT_BN_FROZEN = 1, ICS_QAT_HEADER = 2 };
+typedef struct ics_qat {
+    int active;
+    ics_qat_ctx ctx;      /* ranges, averaging and scratch handed to layers */
+    int num_act;          /* activation quantizers */
+    int num_weight;       /* quantized weights */
+    size_t *weight_offset; /* per weight quantizer: offset into state */
+    int *weight_channels;
+    float *state;
+    size_t state_count;
+} ics_qat;
+
 struct ics_model {
     char arch[32];
     ics_model_options opts;
@@ -68,7 +85,11 @@ struct ics_model {
     void *bn_reduce_ctx;
     ics_status bn_reduce_status; /* the first reduction failure of a pass */
     ics_error bn_reduce_error;
+    ics_qat qat;
 };
+
+/* Frees the QAT state (model destruction). */
+void ics_qat_free(ics_qat *q);
 
 /* ---- builder: append nodes (computing shapes) and their tensors --------
  * Each returns the new node index, or -1 after recording an error in err
@@ -83,7 +104,9 @@ int ics_build_maxpool(ics_model *m, int in, const char *name, int kernel, int st
                       ics_error *err);
 int ics_build_adaptive_avgpool(ics_model *m, int in, const char *name, int out_h, int out_w,
                                ics_error *err);
-int ics_build_add(ics_model *m, int a, int b, ics_error *err);
+/* The residual add; name ("layer1.0.add") names no torch module: it only
+ * names the add's quantizer under QAT and its export node. */
+int ics_build_add(ics_model *m, int a, int b, const char *name, ics_error *err);
 int ics_build_flatten(ics_model *m, int in, ics_error *err);
 int ics_build_dropout(ics_model *m, int in, const char *name, float p, ics_error *err);
 int ics_build_linear(ics_model *m, int in, const char *name, int out_features, int bias,

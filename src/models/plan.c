@@ -145,7 +145,8 @@ ics_status ics_plan_build(ics_model *m, int max_batch, int training, ics_error *
                 last_bwd_read[src] = 2 * n - 1 - j;
             if (j > first_grad_writer[src]) first_grad_writer[src] = j;
         }
-        if (lk->backward_reads_output) last_bwd_read[j] = 2 * n - 1 - j;
+        /* a QAT conv with a folded BN reads its output (the fold's gradient) */
+        if (lk->backward_reads_output || node->fold_bn) last_bwd_read[j] = 2 * n - 1 - j;
     }
     for (int j = 0; j < n; j++) {
         const ics_node *node = &m->nodes[j];
@@ -176,10 +177,10 @@ ics_status ics_plan_build(ics_model *m, int max_batch, int training, ics_error *
     for (int j = 0; j < n; j++) {
         const ics_node *node = &m->nodes[j];
         alias[j] = -1;
-        if (node->kind != ICS_OP_RELU && node->kind != ICS_OP_RELU6) continue;
+        if (node->kind != ICS_OP_RELU && node->kind != ICS_OP_RELU6 && node->kind != ICS_OP_FAKE_QUANT) continue;
         int src = node->inputs[0];
         if (src > 0 && consumers[src] == 1 && !ics_layer_kind_of(m->nodes[src].kind)->backward_reads_output &&
-            alias[src] < 0)
+            !m->nodes[src].fold_bn && alias[src] < 0)
             alias[j] = src;
     }
     /* an aliased buffer lives until the last use of either output */

@@ -49,8 +49,8 @@ static int block(ics_model *m, int in, const char *prefix, int planes, int strid
         if (identity >= 0) identity = ics_build_bn(m, identity, NAME("downsample.1"), err);
         if (identity < 0) return -1;
     }
+    x = ics_build_add(m, x, identity, NAME("add"), err);
 #undef NAME
-    x = ics_build_add(m, x, identity, err);
     if (x >= 0) x = ics_build_act(m, x, ICS_OP_RELU, "", err);
     return x;
 }

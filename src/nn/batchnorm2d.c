@@ -90,9 +90,52 @@ static void sync_backward(const ics_layer_io *io)
                                       sums + C, io->dx[0]);
 }
 
+/* A frozen BN in training (QAT's freeze_bn_stats): the running
+ * statistics normalize, nothing updates, and the saved mean and invstd are
+ * the running ones for the affine backward below. */
+static void frozen_forward(const ics_layer_io *io)
+{
+    const ics_node *n = io->node;
+    float *save_mean = io->saved;
+    float *save_invstd = save_mean + n->out_c;
+    for (int c = 0; c < n->out_c; c++) {
+        save_mean[c] = io->buffer[0][c];
+        save_invstd[c] = 1.0f / sqrtf(io->buffer[1][c] + n->eps);
+    }
+    io->ops->batchnorm_forward_eval(rows_of(io), n->out_c, io->x[0], io->param[0], io->param[1], io->buffer[0],
+                                    io->buffer[1], n->eps, io->y);
+}
+
+/* Its backward: y = gamma (x - mean) invstd + beta with constant mean and
+ * invstd, so dx = dy gamma invstd, dgamma = sum dy xhat, dbeta = sum dy. */
+static void frozen_backward(const ics_layer_io *io)
+{
+    const ics_node *n = io->node;
+    const int C = n->out_c;
+    const int64_t rows = rows_of(io);
+    const float *mean = io->saved;
+    const float *invstd = mean + C;
+    const float *x = io->x[0], *dy = io->dy, *gamma = io->param[0];
+    for (int64_t r = 0; r < rows; r++)
+        for (int c = 0; c < C; c++) {
+            float g = dy[r * C + c];
+            io->grad[1][c] += g;
+            io->grad[0][c] += g * (x[r * C + c] - mean[c]) * invstd[c];
+        }
+    if (!io->dx[0]) return;
+    float *dx = io->dx[0];
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+        for (int c = 0; c < C; c++) dx[r * C + c] = dy[r * C + c] * gamma[c] * invstd[c];
+}
+
 void ics_nn_batchnorm2d_forward(const ics_layer_io *io)
 {
     const ics_node *n = io->node;
+    if (io->training && io->bn_frozen) {
+        frozen_forward(io);
+        return;
+    }
     if (io->training && io->reduce && n->out_c <= SYNC_MAX_CHANNELS) {
         sync_forward(io);
         return;
@@ -115,6 +158,10 @@ void ics_nn_batchnorm2d_forward(const ics_layer_io *io)
 void ics_nn_batchnorm2d_backward(const ics_layer_io *io)
 {
     const ics_node *n = io->node;
+    if (io->bn_frozen) {
+        frozen_backward(io);
+        return;
+    }
     if (io->reduce && n->out_c <= SYNC_MAX_CHANNELS) {
         sync_backward(io);
         return;

@@ -16,6 +16,21 @@
 #include "backend/backend.h"
 #include "core/rng.h"
 
+/* What quantization-aware training hands the layers (owned by the model). */
+typedef struct ics_qat_ctx {
+    int observers;             /* observers update (weights: every forward;
+                                * activations: training forwards) */
+    int32_t act_qmin, act_qmax; /* activation range (uint8: 0..255) */
+    int32_t w_qmin, w_qmax;     /* weight range (int8: -128..127) */
+    float averaging;           /* activation observers' constant */
+    float *wbuf, *dwbuf, *mbuf; /* scratch: the quantized weight, its gradient,
+                                 * the straight-through mask */
+    float *fold, *dfold;       /* scratch: BN fold factors and their gradient */
+} ics_qat_ctx;
+
+/* An activation quantizer's floats inside the model's QAT state. */
+enum { ICS_AQ_SCALE = 0, ICS_AQ_ZERO_POINT, ICS_AQ_MIN, ICS_AQ_MAX, ICS_AQ_INITIALIZED, ICS_AQ_FLOATS };
+
 typedef struct ics_layer_io {
     const ics_backend_ops *ops;
     const ics_node *node;
@@ -40,6 +55,16 @@ typedef struct ics_layer_io {
     void *reduce_ctx;
     ics_status *reduce_status;
     ics_error *reduce_error;
+    /* QAT: the fake-quant node's ICS_AQ_* floats, or a quantized conv /
+     * linear's per-channel weight scales; NULL otherwise */
+    float *qstate;
+    const ics_qat_ctx *qat;
+    /* a conv whose BN is folded: that BN's gamma, gamma gradient, running
+     * variance and eps */
+    const float *bn_gamma, *bn_var;
+    float *bn_gamma_grad;
+    float bn_eps;
+    int bn_frozen; /* BN: running statistics even in training mode */
 } ics_layer_io;
 
 /* What the planner must know about a layer kind. */
@@ -96,5 +121,21 @@ size_t ics_nn_dropout_saved_bytes(const ics_node *node, const ics_node *in, int 
                                   int training);
 void ics_nn_linear_forward(const ics_layer_io *io);
 void ics_nn_linear_backward(const ics_layer_io *io);
+/* QAT variants (fake-quantized weight; conv2d_qat also folds its BN) and
+ * the activation fake-quant node. */
+void ics_nn_conv2d_qat_forward(const ics_layer_io *io);
+void ics_nn_conv2d_qat_backward(const ics_layer_io *io);
+void ics_nn_linear_qat_forward(const ics_layer_io *io);
+void ics_nn_linear_qat_backward(const ics_layer_io *io);
+void ics_nn_fake_quant_forward(const ics_layer_io *io);
+void ics_nn_fake_quant_backward(const ics_layer_io *io);
+size_t ics_nn_fake_quant_saved_bytes(const ics_node *node, const ics_node *in, int batch, int training);
+
+/* Per-channel symmetric weight fake quantization (fake_quant.c): with
+ * observe, scales[c] = max|w_c| / ((qmax - qmin) / 2) first; then
+ * wq = fq(w) and, when mask is not NULL, mask = 1 where the gradient
+ * passes. rows = out channels, cols = elements per channel. */
+void ics_nn_weight_fake_quant(int rows, int64_t cols, const float *w, float *scales, int observe, int32_t qmin,
+                              int32_t qmax, float *wq, float *mask);
 
 #endif

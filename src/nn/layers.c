@@ -21,6 +21,8 @@ static const ics_layer_kind kinds[ICS_OP_COUNT] = {
     [ICS_OP_DROPOUT] = {ics_nn_dropout_forward, ics_nn_dropout_backward,
                         ics_nn_dropout_saved_bytes, 0, 0, 0},
     [ICS_OP_LINEAR] = {ics_nn_linear_forward, ics_nn_linear_backward, NULL, 1, 0, 1},
+    [ICS_OP_FAKE_QUANT] = {ics_nn_fake_quant_forward, ics_nn_fake_quant_backward,
+                           ics_nn_fake_quant_saved_bytes, 0, 0, 1},
 };
 
 const ics_layer_kind *ics_layer_kind_of(ics_op_kind kind)

@@ -158,11 +158,6 @@ static void map_optimizer(ics_manager *m)
 /* Modifiers icsparse refuses at bind time, and fields it cannot honour. */
 static ics_status check_supported(const ics_modifier *mod, ics_error *err)
 {
-    if (mod->type == ICS_MOD_QUANTIZATION)
-        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
-                        "QuantizationModifier (line %d): quantization-aware training is not "
-                        "implemented yet",
-                        mod->line);
     if (mod->type == ICS_MOD_DISTILLATION) {
         const ics_name_list *keys = &mod->u.distillation.distill_output_keys;
         for (size_t i = 0; i < keys->count; i++)
@@ -263,9 +258,7 @@ int ics_manager_has_pruning(const ics_manager *m)
 }
 int ics_manager_qat_active(const ics_manager *m, double epoch)
 {
-    (void)m;
-    (void)epoch;
-    return 0;
+    return m ? ics_recipe_qat_active(m->recipe, epoch) : 0;
 }
 
 static int start_pending(const mgr_mod *mm, double epoch)
@@ -306,6 +299,9 @@ static ics_status run_modifier(ics_manager *m, mgr_mod *mm, double epoch, int *c
     case ICS_MOD_TRAINABLE_PARAMS:
         if (starting) mgr_trainable_start(m, mm);
         if (ending) mgr_trainable_end(m, mm);
+        break;
+    case ICS_MOD_QUANTIZATION:
+        st = mgr_quant_update(m, mm, epoch, starting, err);
         break;
     default:
         if (mm->prune && update_ready(mm, epoch, starting, ending)) {
@@ -456,6 +452,11 @@ ics_status ics_manager_resume(ics_manager *m, double epoch, ics_error *err)
         } else if (mod->type == ICS_MOD_TRAINABLE_PARAMS) {
             mgr_trainable_start(m, mm);
             if (mm->ended) mgr_trainable_end(m, mm);
+        } else if (mod->type == ICS_MOD_QUANTIZATION) {
+            /* the QAT structure first: the checkpoint's quantizer state
+             * loads into it next */
+            ics_status st = mgr_quant_update(m, mm, epoch, 1, err);
+            if (st != ICS_OK) return st;
         } else if (mm->prune) {
             mgr_prune *p = mm->prune;
             p->enabled = !mm->ended || mod->u.pruning.leave_enabled;

@@ -6,7 +6,9 @@ libicsparse_la_SOURCES += \
 	src/sparsify/modifier_weight_decay.c \
 	src/sparsify/modifier_pruning.c \
 	src/sparsify/modifier_trainable.c \
-	src/sparsify/modifier_distillation.c
+	src/sparsify/modifier_distillation.c \
+	src/sparsify/modifier_quantization.c \
+	src/sparsify/checkpoint_quant.c
 noinst_HEADERS += src/sparsify/manager_internal.h src/sparsify/mask.h
 pkginclude_HEADERS += include/icsparse/manager.h
 

@@ -108,6 +108,11 @@ void mgr_trainable_end(ics_manager *m, mgr_mod *mm);
 void mgr_trainable_before_step(ics_manager *m);
 void mgr_trainable_after_step(ics_manager *m);
 
+/* QuantizationModifier: applies the QAT structure at the start and the
+ * observer / BN-freeze epochs at every step after (starting: this step is
+ * its start). */
+ics_status mgr_quant_update(ics_manager *m, mgr_mod *mm, double epoch, int starting, ics_error *err);
+
 /* Selects model parameters (weights, biases, BN affine) with a recipe's
  * selectors; selected has one flag per model tensor. */
 ics_status mgr_select(const ics_manager *m, const ics_name_list *selectors, unsigned char *selected,

@@ -47,7 +47,7 @@ ics_status ics_eval_checkpoint(const ics_config *cfg, const char *checkpoint, ic
     ics_model *model = NULL;
     ics_status st = ics_checkpoint_open(checkpoint, &r, err);
     if (!st) st = ics_dataset_open(dataset, &d, err);
-    if (!st) st = ics_checkpoint_create_model(r, &model, err);
+    if (!st) st = ics_checkpoint_load_model(r, &model, err);
     if (!st) {
         const ics_dataset_meta *meta = ics_dataset_reader_meta(d);
         const ics_model_options *mo = ics_model_get_options(model);
@@ -84,7 +84,7 @@ ics_status ics_eval_logits(const char *checkpoint, const char *inputs_path, cons
     float *x = NULL, *logits = NULL;
     hid_t in = -1;
     ics_status st = ics_checkpoint_open(checkpoint, &r, err);
-    if (!st) st = ics_checkpoint_create_model(r, &model, err);
+    if (!st) st = ics_checkpoint_load_model(r, &model, err);
     if (st) goto out;
     ics_h5_quiet();
     in = H5Fopen(inputs_path, H5F_ACC_RDONLY, H5P_DEFAULT);

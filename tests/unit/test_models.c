@@ -514,7 +514,7 @@ static void test_errors(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "big: input 16x16 is too small for a 19x19 convolution with padding 0"));
     CU_ASSERT_EQUAL(ics_build_bn(m, 100000, "stray", &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "stray: input node 100000 does not exist"));
-    CU_ASSERT_EQUAL(ics_build_add(m, 0, 1, &err), -1);
+    CU_ASSERT_EQUAL(ics_build_add(m, 0, 1, "add", &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "add: shapes differ ( 16x16x3, conv1 16x16x64)"));
     CU_ASSERT_EQUAL(ics_build_linear(m, 1, "head", 10, 1, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "head: linear input must be flat, got 16x16x64"));
