@@ -162,9 +162,10 @@ static void reduce_replicas(ics_trainer *t)
     for (size_t i = 0; i < n; i++) g0[i] *= inv;
 }
 
-/* After the update, every replica takes replica 0's parameters and BN
- * statistics (what DataParallel's broadcast before each forward does). */
-static void broadcast_replicas(ics_trainer *t)
+/* After the update, every replica takes replica 0's parameters, BN
+ * statistics and QAT structure and observers (what DataParallel's
+ * broadcast before each forward does). */
+static ics_status broadcast_replicas(ics_trainer *t, ics_error *err)
 {
     size_t np = 0, nb = 0, nc = 0;
     const float *p0 = ics_model_params(t->model, &np);
@@ -175,7 +176,21 @@ static void broadcast_replicas(ics_trainer *t)
         memcpy(ics_model_params(m, NULL), p0, np * sizeof *p0);
         if (nb) memcpy(ics_model_buffers(m, NULL), b0, nb * sizeof *b0);
         if (nc) memcpy(ics_model_counters(m, NULL), c0, nc * sizeof *c0);
+        ics_status st = ics_model_qat_prepare_like(m, t->model, err);
+        if (st) return st;
     }
+    return ICS_OK;
+}
+
+/* QAT observers see each rank's own batches; like torch's DDP (which
+ * broadcasts module buffers before every forward), rank 0's quantizer
+ * state is everyone's after each step. */
+static ics_status broadcast_qat_state(ics_trainer *t, ics_error *err)
+{
+    size_t n = 0;
+    float *state = ics_model_qat_state(t->model, &n);
+    if (t->world <= 1 || n == 0) return ICS_OK;
+    return ics_dist_bcast(state, n * sizeof *state, 0, err);
 }
 
 /* One optimizer step: up to accum_steps micro-batches, the gradients
@@ -220,11 +235,16 @@ static ics_status train_step(ics_trainer *t, int64_t *batch_in_epoch, window *wi
         ics_optim_set_lr(t->optim, ics_lr_schedule_at(&t->schedule, epoch));
     /* The recipe's modifiers: LR and WD, mask updates on schedule, masked
      * and frozen gradients zeroed; after the step the masks again. */
+    int qat_before = ics_model_qat_active(t->model);
     if (t->manager && (st = ics_manager_before_step(t->manager, epoch, t->steps_per_epoch, err))) return st;
+    if (!qat_before && ics_model_qat_active(t->model) && t->rank == 0 &&
+        ics_config_bool(t->cfg, "train.amp"))
+        ICS_INFO("train.amp: off from epoch %.3f on (quantization-aware training runs in float32)", epoch);
     ics_optim_step(t->optim);
     if (t->manager && (st = ics_manager_after_step(t->manager, epoch, err))) return st;
     ics_model_zero_grad(t->model);
-    broadcast_replicas(t);
+    if ((st = broadcast_qat_state(t, err))) return st;
+    if ((st = broadcast_replicas(t, err))) return st;
     t->global_step++;
     win->steps++;
     if (t->ema)
@@ -270,6 +290,7 @@ static ics_status sync_buffers(ics_trainer *t, ics_error *err)
     int64_t *c = ics_model_counters(t->model, &nc);
     ics_status st = nb ? ics_dist_bcast(b, nb * sizeof *b, 0, err) : ICS_OK;
     if (!st && nc) st = ics_dist_bcast(c, nc * sizeof *c, 0, err);
+    if (!st) st = broadcast_qat_state(t, err);
     return st;
 }
 
@@ -306,6 +327,9 @@ static ics_status evaluate_ema(ics_trainer *t, const char *split, ics_eval_resul
     if (nb) memcpy(b, ics_ema_buffers(t->ema), nb * sizeof *b);
     int64_t *c = ics_model_counters(t->ema_model, &nc);
     if (nc) memcpy(c, ics_model_counters(t->model, NULL), nc * sizeof *c);
+    /* under QAT the EMA weights run with the model's quantizers */
+    ics_status st = ics_model_qat_prepare_like(t->ema_model, t->model, err);
+    if (st) return st;
     return evaluate_split(t, t->ema_model, split, res, err);
 }
 
@@ -356,6 +380,14 @@ static ics_status end_of_epoch(ics_trainer *t, int final, ics_error *err)
         t->best_pruned_top1 = val.top1;
         if ((st = ics_train_save(t, "best_pruned.h5", "best_pruned", &val, NULL, err))) return st;
     }
+    /* best_pruned_quantized: once pruning has ended and quantization is
+     * active, the best val top-1 since then. */
+    if (t->manager && ics_model_qat_active(t->model) && ics_manager_pruning_ended(t->manager, epoch) &&
+        val.count > 0 && val.top1 > t->best_pruned_quantized_top1) {
+        t->best_pruned_quantized_top1 = val.top1;
+        if ((st = ics_train_save(t, "best_pruned_quantized.h5", "best_pruned_quantized", &val, NULL, err)))
+            return st;
+    }
     long long keep = ics_config_int(t->cfg, "train.keep_last");
     if (keep > 0 && !final) {
         char name[64];
@@ -398,7 +430,7 @@ ics_status ics_trainer_run(ics_trainer *t, ics_error *err)
                  (long long)t->total_steps, (long long)t->global_step);
     /* Replicas start from the weights the run starts from (initial,
      * resumed or imported); so does a "self" distillation teacher. */
-    broadcast_replicas(t);
+    if ((st = broadcast_replicas(t, err))) return st;
     if (t->teacher && strcmp(ics_config_string(t->cfg, "distill.teacher"), "self") == 0) {
         size_t np = 0, nb = 0;
         memcpy(ics_model_params(t->teacher, NULL), ics_model_params(t->model, &np), np * sizeof(float));

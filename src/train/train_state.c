@@ -45,11 +45,13 @@ ics_status ics_train_save(ics_trainer *t, const char *name, const char *kind, co
             info.test_top5 = test->top5;
         }
         info.sparsity = ics_train_sparsity(t);
+        info.qat_active = ics_model_qat_active(t->model);
         char *config_text = ics_config_to_string(t->cfg, ICS_CONFIG_PRINT_ORIGINS, err);
         ics_checkpoint_writer *w = NULL;
         st = config_text ? ics_checkpoint_begin(path, &w, err) : ICS_ERR_NOMEM;
         if (!st) st = ics_checkpoint_put_info(w, &info, err);
         if (!st) st = ics_checkpoint_put_model(w, t->model, err);
+        if (!st) st = ics_checkpoint_put_quant(w, t->model, err);
         if (!st) st = ics_checkpoint_put_optim(w, t->model, t->optim, err);
         if (!st && t->ema) st = ics_checkpoint_put_ema(w, t->model, t->ema, err);
         if (!st) st = ics_checkpoint_put_text(w, "config", config_text, err);
@@ -128,6 +130,15 @@ ics_status ics_train_restore_masks(ics_trainer *t, const char *path, ics_error *
     return st;
 }
 
+static ics_status restore_quant(ics_trainer *t, const char *path, ics_error *err)
+{
+    ics_checkpoint_reader *r = NULL;
+    ics_status st = ics_checkpoint_open(path, &r, err);
+    if (!st) st = ics_checkpoint_get_quant(r, t->model, err);
+    ics_checkpoint_close(r);
+    return st;
+}
+
 ics_status ics_train_init_from(ics_trainer *t, const char *path, ics_error *err)
 {
     size_t len = strlen(path);
@@ -165,6 +176,9 @@ ics_status ics_train_resume(ics_trainer *t, ics_error *err)
          * modifiers started, the lr of that epoch. */
         if (!st && t->manager) st = ics_train_restore_masks(t, path, err);
         if (!st && t->manager) st = ics_manager_resume(t->manager, ics_train_epoch_of(t, t->global_step), err);
+        /* the QAT structure the recipe gives at that epoch exists now:
+         * the quantizers continue where they were */
+        if (!st) st = restore_quant(t, path, err);
         if (!st && t->rank == 0)
             ICS_INFO("resumed from %s at step %lld (epoch %.3f)", path, (long long)t->global_step,
                      ics_train_epoch_of(t, t->global_step));

@@ -11,6 +11,7 @@
 #include <icsparse/manager.h>
 #include <icsparse/recipe.h>
 #include <icsparse/model.h>
+#include <icsparse/qat.h>
 #include <icsparse/trainer.h>
 #include <stdio.h>
 
@@ -88,6 +89,7 @@ struct ics_trainer {
     /* logging */
     ics_logger *loggers[ICS_MAX_LOGGERS];
     int nloggers;
+    struct ics_wandb_bridge *wandb; /* log.wandb: the bridge run beside rank 0 (wandb_launch.h) */
     int log_every;
     int progress_bar;
     double last_checkpoint_time;
@@ -96,6 +98,7 @@ struct ics_trainer {
     ics_train_summary summary;
     double best_val_top1;
     double best_pruned_top1;
+    double best_pruned_quantized_top1;
 };
 
 /* train_data.c */
