@@ -9,11 +9,13 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 cfg=${1:-conf/run-fashion-mnist.cfg}
 bash tools/install-deps.sh
-if [ ! -x build/src/apps/icsparse-train ]; then
+if [ ! -f build/Makefile ]; then
     autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
     mkdir -p build
-    (cd build && ../configure -q && make -j"$(nproc)")
+    (cd build && ../configure -q)
 fi
+# always brought up to date: a stale build would run old executables
+make -C build -j"$(nproc)" >/dev/null
 export PATH="$top/build/src/apps:$top/build/data-tools:$PATH"
 if [ -x jobs/submit-pipeline ]; then
     exec bash jobs/submit-pipeline --local "$cfg"
