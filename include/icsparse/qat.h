@@ -74,6 +74,10 @@ void ics_qat_options_default(ics_qat_options *o);
  * [2, 16], out of memory. */
 ics_status ics_model_qat_prepare(ics_model *model, const ics_qat_options *opts, ics_error *err);
 
+/* The checks of ics_model_qat_prepare without changing the model (a
+ * recipe's options validated when it is bound, before training starts). */
+ics_status ics_model_qat_check(const ics_model *model, const ics_qat_options *opts, ics_error *err);
+
 /* Gives dst (same arch and options) src's QAT structure and state. */
 ics_status ics_model_qat_prepare_like(ics_model *dst, const ics_model *src, ics_error *err);
 
@@ -86,6 +90,11 @@ int ics_model_qat_observers(const ics_model *model);
  * updating them (torch's freeze_bn_stats). */
 void ics_model_qat_freeze_bn(ics_model *model, int frozen);
 int ics_model_qat_bn_frozen(const ics_model *model);
+
+/* Calibration (one-shot quantization): an evaluation-mode forward of x
+ * (batch <= the planned batch) in which the activation observers update;
+ * BN running statistics do not change. Needs observers on. */
+ics_status ics_model_qat_calibrate(ics_model *model, const float *x, int batch, ics_error *err);
 
 /* An activation quantizer's state. */
 typedef struct ics_act_quant {

@@ -115,7 +115,7 @@ static int selected(const ics_model *m, const ics_qat_options *o, int node)
     return 0;
 }
 
-static ics_status check_options(const ics_model *m, const ics_qat_options *o, ics_error *err)
+ics_status ics_model_qat_check(const ics_model *m, const ics_qat_options *o, ics_error *err)
 {
     if (o->weight_bits < 2 || o->weight_bits > 16 || o->activation_bits < 2 || o->activation_bits > 16)
         return ICS_FAIL(err, ICS_ERR_INVALID, "QAT: bit widths must be in [2, 16] (weights %d, activations %d)",
@@ -311,7 +311,7 @@ ics_status ics_model_qat_prepare(ics_model *m, const ics_qat_options *opts, ics_
     }
     if (m->qat.active)
         return ICS_FAIL(err, ICS_ERR_INVALID, "model %s: the QAT structure is already applied", m->arch);
-    ics_status st = check_options(m, opts, err);
+    ics_status st = ics_model_qat_check(m, opts, err);
     if (st) return st;
     int n = m->num_nodes;
     plan_entry *pe = ics_calloc((size_t)n, sizeof *pe, "QAT plan", err);
@@ -413,6 +413,21 @@ ics_status ics_model_qat_prepare_like(ics_model *dst, const ics_model *src, ics_
     memcpy(dst->qat.state, src->qat.state, src->qat.state_count * sizeof(float));
     dst->qat.ctx.observers = src->qat.ctx.observers;
     return ICS_OK;
+}
+
+ics_status ics_model_qat_calibrate(ics_model *m, const float *x, int batch, ics_error *err)
+{
+    if (!m->qat.active) return ICS_FAIL(err, ICS_ERR_INVALID, "model %s: calibration needs the QAT structure", m->arch);
+    if (m->qat.state[ICS_QAT_OBSERVERS] == 0.0f)
+        return ICS_FAIL(err, ICS_ERR_INVALID, "model %s: calibration needs the observers on", m->arch);
+    int training = m->training;
+    m->training = 0;
+    m->qat.ctx.calibrate = 1;
+    const float *logits;
+    ics_status st = ics_model_forward(m, x, batch, &logits, err);
+    m->qat.ctx.calibrate = 0;
+    m->training = training;
+    return st;
 }
 
 /* ---- flags and state ---------------------------------------------------------- */

@@ -67,7 +67,7 @@ void ics_nn_fake_quant_forward(const ics_layer_io *io)
     int64_t n = io->batch * ics_node_numel(io->node);
     float *q = io->qstate;
     const ics_qat_ctx *ctx = io->qat;
-    if (io->training && ctx->observers) {
+    if ((io->training || ctx->calibrate) && ctx->observers) {
         float lo, hi;
         min_max(n, io->x[0], &lo, &hi);
         if (q[ICS_AQ_INITIALIZED] == 0.0f) {

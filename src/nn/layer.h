@@ -23,6 +23,8 @@ typedef struct ics_qat_ctx {
     int32_t act_qmin, act_qmax; /* activation range (uint8: 0..255) */
     int32_t w_qmin, w_qmax;     /* weight range (int8: -128..127) */
     float averaging;           /* activation observers' constant */
+    int calibrate;             /* activation observers update in this
+                                * evaluation-mode forward (calibration) */
     float *wbuf, *dwbuf, *mbuf; /* scratch: the quantized weight, its gradient,
                                  * the straight-through mask */
     float *fold, *dfold;       /* scratch: BN fold factors and their gradient */

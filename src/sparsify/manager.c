@@ -208,6 +208,8 @@ ics_status ics_manager_create(const ics_recipe *recipe, ics_model *model, ics_op
             st = mgr_prune_create(m, mm, err);
         } else if (mm->mod->type == ICS_MOD_TRAINABLE_PARAMS) {
             st = mgr_trainable_create(m, mm, err);
+        } else if (mm->mod->type == ICS_MOD_QUANTIZATION) {
+            st = mgr_quant_check(m, mm->mod, err);
         }
     }
     if (st == ICS_OK) st = build_params(m, err);

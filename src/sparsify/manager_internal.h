@@ -111,6 +111,8 @@ void mgr_trainable_after_step(ics_manager *m);
 /* QuantizationModifier: applies the QAT structure at the start and the
  * observer / BN-freeze epochs at every step after (starting: this step is
  * its start). */
+/* Checks its options against the model when the recipe is bound. */
+ics_status mgr_quant_check(const ics_manager *m, const ics_modifier *mod, ics_error *err);
 ics_status mgr_quant_update(ics_manager *m, mgr_mod *mm, double epoch, int starting, ics_error *err);
 
 /* Selects model parameters (weights, biases, BN affine) with a recipe's

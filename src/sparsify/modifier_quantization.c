@@ -62,7 +62,18 @@ static ics_status apply(const ics_modifier *mod, ics_model *model, double epoch,
     return ICS_OK;
 }
 
-int mgr_is_quantization(ics_modifier_type type) { return type == ICS_MOD_QUANTIZATION; }
+ics_status mgr_quant_check(const ics_manager *m, const ics_modifier *mod, ics_error *err)
+{
+    ics_qat_options o;
+    const char *subs[MAX_NAMES], *excl[MAX_NAMES];
+    ics_status st = options_of(mod, &o, subs, excl, err);
+    if (!st) st = ics_model_qat_check(m->model, &o, err);
+    if (!st) return ICS_OK;
+    /* the recipe does not fit the model: a usage error, like a selector */
+    ics_error_prefix(err, "QuantizationModifier (line %d): ", mod->line);
+    if (err) err->status = ICS_ERR_CONFIG;
+    return ICS_ERR_CONFIG;
+}
 
 /* Start, and each step after: SparseML checks the observer and BN epochs
  * at every update. */

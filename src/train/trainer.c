@@ -12,6 +12,7 @@
 #include "dist/dist.h"
 #include "train/optim_config.h"
 #include "train/preempt.h"
+#include "train/wandb_launch.h"
 
 #include <errno.h>
 #include <math.h>
@@ -254,9 +255,6 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
     /* Replicas share the process's cores: each runs its kernels on its
      * share of them (set on its own thread, see train_loop.c). */
     ics_backend_cpu_set_threads(t->nreplicas > 1 ? 1 : pick_threads(t));
-    if (CFG_B("log.wandb") && t->rank == 0)
-        ICS_WARN("log.wandb: run `tools/wandb-bridge --run-dir %s --follow` beside this job (or after it) to get "
-                 "the W&B offline run; icsparse-train does not start the bridge itself yet", t->run_dir);
     if (CFG_B("train.amp") && strcmp(CFG_S("train.device"), "cpu") == 0 && t->rank == 0)
         ICS_WARN("train.amp: mixed precision needs a GPU; training in float32 on the CPU");
     if (strcmp(CFG_S("train.device"), "cuda") == 0) {
@@ -299,6 +297,7 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
     if ((st = ics_ddp_broadcast_model(t->model, err))) goto fail;
     if ((st = ics_train_resume(t, err))) goto fail;
     if ((st = open_loggers(t, err))) goto fail;
+    if (CFG_B("log.wandb") && t->rank == 0) t->wandb = ics_wandb_bridge_start(cfg, t->run_dir);
     st = ics_dist_agree(ICS_OK, err);
     if (st) goto fail;
     ics_preempt_install();
@@ -314,6 +313,7 @@ void ics_trainer_destroy(ics_trainer *t)
 {
     if (!t) return;
     for (int i = 0; i < t->nloggers; i++) ics_logger_close(t->loggers[i], NULL);
+    ics_wandb_bridge_finish(t->wandb, ICS_WANDB_FINISH_SECONDS); /* after metrics.jsonl is complete */
     ics_train_data_close(t);
     ics_ddp_destroy(t->ddp);
     ics_manager_destroy(t->manager);

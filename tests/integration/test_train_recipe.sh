@@ -4,8 +4,8 @@
 # epoch range and learning rate replace the configuration's, best_pruned
 # appears only once pruning has ended, masks and recipe are saved in every
 # checkpoint, and a run preempted in the middle of pruning resumes to
-# exactly the weights of an uninterrupted run. A recipe the trainer cannot
-# run yet (quantization) is refused plainly.
+# exactly the weights of an uninterrupted run. A recipe that does not fit
+# the model is refused plainly. (Quantization: test_train_qat.sh.)
 # shellcheck source=tests/lib.sh
 source "$top_srcdir/tests/lib.sh"
 
@@ -123,10 +123,11 @@ fi
 printf 'modifiers:\n  - !GMPruningModifer\n    params: __ALL_PRUNABLE__\n' >"$TEST_TMP/typo.yaml"
 check "an unknown modifier: exit 2" expect_exit 2 "$out" train --run-dir "$TEST_TMP/bad" --recipe "$TEST_TMP/typo.yaml"
 check "an unknown modifier: named with its line" contains "$out" 'typo.yaml:2.*GMPruningModifer'
-printf 'modifiers:\n  - !QuantizationModifier\n    start_epoch: 0.0\n' >"$TEST_TMP/qat.yaml"
-check "quantization: refused plainly (exit 2)" expect_exit 2 "$out" train --run-dir "$TEST_TMP/bad" --recipe "$TEST_TMP/qat.yaml"
-check "quantization: not implemented yet" contains "$out" 'QuantizationModifier.*not implemented yet'
+printf 'modifiers:\n  - !QuantizationModifier\n    start_epoch: 0.0\n    submodules: [nothing_here]\n' >"$TEST_TMP/qat.yaml"
+check "quantization of a module the model lacks: exit 2" expect_exit 2 "$out" train --run-dir "$TEST_TMP/bad" \
+    --recipe "$TEST_TMP/qat.yaml"
+check "... named with the modifier's line" contains "$out" "QuantizationModifier \\(line 2\\).*submodule 'nothing_here' names no module"
 check "a failure every rank shares: exit 2 under mpirun" expect_exit 2 "$out" $MPIRUN -n 2 --oversubscribe \
-    icsparse-train --config "$TEST_TMP/job.cfg" --threads 1 --run-dir "$TEST_TMP/bad" --recipe "$TEST_TMP/qat.yaml"
+    icsparse-train --config "$TEST_TMP/job.cfg" --threads 1 --run-dir "$TEST_TMP/bad" --recipe "$TEST_TMP/typo.yaml"
 check "... printed once, without MPI_Abort" bash -c "[ \"\$(grep -c 'icsparse-train: error:' '$out')\" = 1 ] && ! grep -q MPI_ABORT '$out'"
 finish
