@@ -4,7 +4,9 @@
 # network), after the job and live (--follow). The offline run is read
 # back from its .wandb file (W&B's record log, decoded with wandb's own
 # protobuf classes): every step and value equals metrics.jsonl, config
-# and recipe attached; `wandb sync --dry-run` finds the run.
+# and recipe attached, the run closed; `wandb sync --dry-run` finds the
+# run. Then icsparse-train with log.wandb = true, which runs the bridge
+# itself, and its warnings when it cannot.
 # shellcheck source=tests/lib.sh
 source "$top_srcdir/tests/lib.sh"
 
@@ -76,16 +78,19 @@ assert len(runs) == 1, runs
 def key(item):
     return item.key or "/".join(item.nested_key)
 
-history, config = [], {}
+history, config, finished = [], {}, False
 for raw in records(runs[0]):
     r = pb.Record()
     r.ParseFromString(raw)
     kind = r.WhichOneof("record_type")
+    finished = finished or kind == "exit"
     if kind == "history":
         history.append((r.history.step.num, {key(i): json.loads(i.value_json) for i in r.history.item
                                              if not key(i).startswith("_")}))
     elif kind == "run":
         config = {key(i): json.loads(i.value_json) for i in r.run.config.update}
+# the exit record is written by run.finish(): the run was closed, not cut off
+assert finished, "no exit record: the run was not finished"
 want = []
 for line in open(sys.argv[2]):
     d = json.loads(line)
@@ -146,7 +151,44 @@ check "SIGTERM ends --follow cleanly" wait $pid
 check "repeated steps counted" contains "$out" '8 steps logged \(2 repeated steps skipped\)'
 check "terminated run read back" expect_exit 0 "$out" "$PY" "$TEST_TMP/read_back.py" "$WANDB_DIR" "$TEST_TMP/term/metrics.jsonl"
 
-# 4. Refusals.
+# 4. icsparse-train with log.wandb = true runs the bridge itself (rank 0
+# only: one offline run from 2 ranks) and waits for it at the end, so the
+# offline run is complete, with every step of metrics.jsonl and the
+# effective configuration, as soon as the job has ended.
+export WANDB_DIR=$TEST_TMP/wandb-train
+mkdir -p "$WANDB_DIR"
+train_wandb() {
+    "$MPIRUN" -n 2 --oversubscribe icsparse-train --config "$TEST_TMP/job.cfg" --set data.path="$TEST_TMP/fm.h5" \
+        --run-dir "$TEST_TMP/$1" --epochs 2 --batch-size 32 --threads 1 --set train.test_at_end=false \
+        --set log.wandb=true --set log.wandb_project=icsparse-train-test "${@:2}"
+}
+check "training with log.wandb=true" expect_exit 0 "$out" train_wandb trained
+check "the trainer started the bridge" contains "$out" 'log.wandb: wandb-bridge \(pid [0-9]+\) follows .*trained/metrics.jsonl'
+check "the bridge finished before the job ended" contains "$out" 'wandb-bridge: 8 steps logged'
+check "its offline run equals metrics.jsonl, with the effective configuration" expect_exit 0 "$out" "$PY" \
+    "$TEST_TMP/read_back.py" "$WANDB_DIR" "$TEST_TMP/trained/metrics.jsonl" optim.lr=0.05 train.batch_size=32 \
+    log.wandb=True 'icsparse/run_dir~trained'
+check "the configuration file is attached" bash -c "ls $WANDB_DIR/wandb/offline-run-*/files/wandb-config.cfg"
+check "wandb sync --dry-run finds the trainer's run" expect_exit 0 "$out" "$WANDB_BIN" sync --dry-run "$WANDB_DIR"/wandb/offline-run-*
+check "one run to sync" contains "$out" 'Would sync 1 run'
+# Without the bridge or a Python with wandb: one warning, training goes on.
+check "no Python with wandb: trains" expect_exit 0 "$out" env ICSPARSE_WANDB_PYTHON=/nonexistent/python \
+    "$MPIRUN" -n 2 --oversubscribe icsparse-train --config "$TEST_TMP/job.cfg" --set data.path="$TEST_TMP/fm.h5" \
+    --run-dir "$TEST_TMP/nopython" --epochs 1 --threads 1 --set train.test_at_end=false --set log.wandb=true
+check "  one warning" bash -c "[ \$(grep -c 'log.wandb' '$out') = 1 ] &&
+    grep -q 'WARN  log.wandb: ICSPARSE_WANDB_PYTHON=/nonexistent/python cannot import wandb: no W&B run, training continues' '$out'"
+check "  and results" test -s "$TEST_TMP/nopython/results.json"
+check "no bridge: trains, one warning" expect_exit 0 "$out" env ICSPARSE_WANDB_BRIDGE=/nonexistent/wandb-bridge \
+    icsparse-train --config "$TEST_TMP/job.cfg" --set data.path="$TEST_TMP/fm.h5" --run-dir "$TEST_TMP/nobridge" \
+    --epochs 1 --threads 1 --set train.test_at_end=false --set log.wandb=true
+check "  named" contains "$out" 'WARN  log.wandb: ICSPARSE_WANDB_BRIDGE=/nonexistent/wandb-bridge cannot be read'
+check "log.wandb without log.jsonl: one warning" expect_exit 0 "$out" icsparse-train --config "$TEST_TMP/job.cfg" \
+    --set data.path="$TEST_TMP/fm.h5" --run-dir "$TEST_TMP/nojsonl" --epochs 1 --threads 1 \
+    --set train.test_at_end=false --set log.wandb=true --set log.jsonl=false
+check "  said so" contains "$out" 'WARN  log.wandb needs log.jsonl = true'
+check "  no offline run written" test ! -e "$TEST_TMP/nojsonl/wandb"
+
+# 5. Refusals.
 check "no metrics.jsonl: exit 1" expect_exit 1 "$out" bridge --run-dir "$TEST_TMP/nowhere"
 check "named" contains "$out" 'nowhere/metrics.jsonl does not exist'
 mkdir -p "$TEST_TMP/bad" && printf '{"step": 1, "a": 1}\n{oops\n' >"$TEST_TMP/bad/metrics.jsonl"
