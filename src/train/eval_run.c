@@ -1,6 +1,7 @@
 /* icsparse-eval's work: see eval_run.h. */
 #include "ics_build_config.h"
 #include "train/eval_run.h"
+#include "log/logger.h"
 
 #include <icsparse/checkpoint.h>
 
@@ -12,6 +13,7 @@
 
 #include <hdf5.h>
 #include <math.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,8 +154,10 @@ ics_status ics_eval_write_results(const ics_config *cfg, const char *checkpoint,
     char path[1100], tmp[1200];
     snprintf(path, sizeof path, "%s/results.json", ics_config_string(cfg, "run.dir"));
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    ics_status st = ics_log_mkdirs(ics_config_string(cfg, "run.dir"), err);
+    if (st) return st;
     FILE *f = fopen(tmp, "w");
-    if (!f) return ICS_FAIL(err, ICS_ERR_IO, "%s: cannot write results", tmp);
+    if (!f) return ICS_FAIL(err, ICS_ERR_IO, "%s: cannot write results: %s", tmp, strerror(errno));
     fprintf(f, "{\n  \"checkpoint\": \"%s\",\n  \"split\": \"%s\",\n  \"count\": %lld,\n", checkpoint, split,
             (long long)res->count);
     fprintf(f, "  \"%s_loss\": %.10g,\n  \"%s_top1\": %.10g,\n  \"%s_top5\": %.10g,\n", split, res->loss, split,
