@@ -1,4 +1,5 @@
-# tests/export.mk: export tests (ONNX, .pth, deployment directory, CLI).
+# tests/export.mk: export tests (ONNX, .pth, TorchScript, deployment and SparseZoo
+# directories, CLI).
 EXPORT_TEST_CKPT = tests/unit/test_export_ckpt.c tests/unit/test_export_ckpt.h
 
 # API and CLI behaviour without Python: errors, refusals, atomic writes,
@@ -14,3 +15,19 @@ tests_unit_test_export_onnx_SOURCES = tests/unit/test_export_onnx.c $(EXPORT_TES
 tests_unit_test_export_onnx_LDADD = $(ICS_TEST_LIBS)
 TESTS += tests/unit/test_export_onnx
 dist_noinst_DATA += tests/torchref/export_check.py
+
+# TorchScript archives (every architecture) and SparseZoo samples against
+# torch.jit.load, onnxruntime, numpy and icsparse-eval.
+check_PROGRAMS += tests/unit/test_export_torchscript
+tests_unit_test_export_torchscript_SOURCES = tests/unit/test_export_torchscript.c $(EXPORT_TEST_CKPT)
+tests_unit_test_export_torchscript_LDADD = $(ICS_TEST_LIBS)
+TESTS += tests/unit/test_export_torchscript
+dist_noinst_DATA += tests/torchref/torchscript_check.py
+
+# The TorchScript archive, the .npz writer and the SparseZoo samples
+# without Python: the archive read back with src/io's reader, refusals,
+# allocation failures, the CLI's new options.
+check_PROGRAMS += tests/unit/test_export_ts
+tests_unit_test_export_ts_SOURCES = tests/unit/test_export_ts.c $(EXPORT_TEST_CKPT)
+tests_unit_test_export_ts_LDADD = $(ICS_TEST_LIBS)
+TESTS += tests/unit/test_export_ts

@@ -15,6 +15,12 @@
  * num_batches_tracked int64), loadable with torch.load(weights_only=True)
  * and load_state_dict(strict=True) into the torchvision module.
  *
+ * TorchScript: the archive torch.jit.save writes (data.pkl with the module
+ * tree, code/__torch__/icsparse.py, constants.pkl, data/<k>, version), a
+ * module whose submodules follow the state_dict keys and whose forward
+ * is straight-line TorchScript over the graph (NCHW input, logits out);
+ * torch.jit.load runs it without icsparse. docs/EXPORT.md has the layout.
+ *
  * Deployment directory (SparseML's layout): DIR/deployment/model.onnx and
  * DIR/deployment/config.json.
  *
@@ -38,7 +44,7 @@ extern "C" {
 typedef enum ics_export_format {
     ICS_EXPORT_ONNX = 0,
     ICS_EXPORT_PTH,
-    ICS_EXPORT_TORCHSCRIPT /* not implemented yet: ICS_ERR_NOT_IMPLEMENTED */
+    ICS_EXPORT_TORCHSCRIPT /* model.pt for torch.jit.load (fp32; QAT refused) */
 } ics_export_format;
 
 #define ICS_EXPORT_OPSET_MIN 13
@@ -50,9 +56,18 @@ typedef struct ics_export_options {
     int dynamic_shape; /* symbolic "height"/"width" instead of the model's input size */
     int fold_bn;       /* fold each BatchNorm into the convolution before it */
     int force;         /* replace existing output files */
+    /* SparseZoo directory samples (sample_inputs/, sample_outputs/,
+     * sample_labels/ as .npz): */
+    int num_samples;            /* samples written; 0 = none */
+    const char *sample_dataset; /* icsparse HDF5 dataset to take them from
+                                 * (normalized as in evaluation); NULL:
+                                 * standard-normal random inputs, no labels */
+    const char *sample_split;   /* the dataset's split; NULL: "val" */
+    uint64_t sample_seed;       /* seed of the random inputs */
 } ics_export_options;
 
-/* Opset 13, dynamic batch, static shape, BN folded, no force. */
+/* Opset 13, dynamic batch, static shape, BN folded, no force; SparseZoo
+ * samples: 4 random inputs from seed 0. */
 void ics_export_options_default(ics_export_options *opts);
 
 /* Parses "onnx", "pth" or "torchscript". Error: any other name. */
@@ -73,6 +88,13 @@ ics_status ics_export_onnx(ics_model *model, const ics_export_options *opts, con
  * + rename); refuses an existing path unless force. */
 ics_status ics_export_pth(ics_model *model, const char *path, int force, ics_error *err);
 
+/* Writes the model to path as a TorchScript archive (temporary file +
+ * rename) that torch.jit.load opens: parameters and buffers under their
+ * state_dict keys, forward(input NCHW float) -> logits, eval mode as
+ * saved. Refuses an existing path unless force, and a graph node without
+ * a TorchScript form (named). */
+ics_status ics_export_torchscript(ics_model *model, const char *path, int force, ics_error *err);
+
 /* Writes DIR/deployment/model.onnx and DIR/deployment/config.json (the
  * arch, classes, input shape and export settings); refuses an existing
  * DIR/deployment unless opts->force. */
@@ -83,15 +105,20 @@ struct ics_checkpoint_info;
 
 /* Writes a SparseZoo-style model directory DIR: model.md (YAML front
  * matter: arch, classes, input shape, sparsity, metrics), model.onnx,
- * deployment/{model.onnx,config.json}, training/model.pth, and
- * recipe/recipe_original.md when recipe is not NULL. Refuses an existing
+ * deployment/{model.onnx,config.json}, training/model.pth,
+ * training/model.pt (TorchScript), recipe/recipe_original.md when recipe
+ * is not NULL, and opts->num_samples samples: sample_inputs/inp-NNNN.npz
+ * ("input" [1, C, H, W] float32), sample_outputs/out-NNNN.npz ("output"
+ * [1, classes], the model's logits) and, from a dataset,
+ * sample_labels/lab-NNNN.npz ("label" [1] int64). The model itself is not
+ * touched (the outputs come from a copy). Refuses an existing
  * DIR/model.onnx or DIR/model.md unless opts->force. */
 ics_status ics_export_sparsezoo_dir(ics_model *model, const struct ics_checkpoint_info *info,
                                     const char *recipe, const ics_export_options *opts,
                                     const char *dir, ics_error *err);
 
 /* The whole export of a checkpoint file: opens it, builds its model and
- * writes `format` into output_dir (model.onnx or model.pth, created with
+ * writes `format` into output_dir (model.onnx, model.pth or model.pt, created with
  * its parents if missing), the deployment directory into deployment_dir
  * and the SparseZoo directory into sparsezoo_dir when not NULL. A checkpoint with fake quantization
  * (QAT) is refused until int8 export exists. The path written is copied

@@ -16,7 +16,7 @@
 static const ics_app_option options[] = {
     {"checkpoint", 'C', 1, NULL, "FILE", "RUN/ckpt/best.h5", "checkpoint to export"},
     {"output", 'o', 1, "export.dir", "DIR", NULL,
-     "output directory (model.onnx or model.pth; empty: RUN/export)"},
+     "output directory (model.onnx, model.pth or model.pt; empty: RUN/export)"},
     {"format", 'f', 1, NULL, "onnx|torchscript|pth", "onnx", "what to write"},
     {"opset", 0, 1, "export.opset", "N", NULL, "ONNX opset (13..17)"},
     {"batch-size", 'b', 1, "export.batch_size", "N", NULL, "static batch size (0: dynamic)"},
@@ -25,6 +25,9 @@ static const ics_app_option options[] = {
     {"one-shot", 0, 1, NULL, "RECIPE", "none", "apply a recipe's pruning first (no training); recipe.args apply"},
     {"deployment-dir", 0, 1, NULL, "DIR", "none", "write DIR/deployment/{model.onnx,config.json}"},
     {"sparsezoo-dir", 0, 1, NULL, "DIR", "none", "write a SparseZoo-style model directory"},
+    {"samples", 0, 1, NULL, "N", "4", "SparseZoo sample inputs/outputs (.npz) to write (0: none)"},
+    {"samples-from", 0, 1, NULL, "SPLIT", "none (random inputs)",
+     "take the SparseZoo samples from this split of the configured dataset (data.path)"},
     {"force", 0, 0, NULL, NULL, "off", "replace existing output files"},
     {NULL, 0, 0, NULL, NULL, NULL, NULL}};
 
@@ -45,6 +48,31 @@ static ics_status run(ics_app *app, ics_error *err)
                          ics_config_bool(cfg, "export.dynamic_shape");
     opts.fold_bn = ics_config_bool(cfg, "export.fold_bn");
     opts.force = ics_app_option_value(app, "force") != NULL;
+
+    /* SparseZoo samples: --samples N, and --samples-from SPLIT of the
+     * dataset icsparse-eval would read (data.path, else
+     * data.dir/data.dataset.h5); without it random normal inputs. */
+    const char *samples = ics_app_option_value(app, "samples");
+    if (samples) {
+        char *end = NULL;
+        errno = 0;
+        long n = strtol(samples, &end, 10);
+        if (errno || end == samples || *end || n < 0 || n > 10000)
+            return ICS_FAIL(err, ICS_ERR_CONFIG, "--samples: '%s' is not a count in 0..10000",
+                            samples);
+        opts.num_samples = (int)n;
+    }
+    char sample_dataset[4096];
+    opts.sample_split = ics_app_option_value(app, "samples-from");
+    if (opts.sample_split) {
+        if (ics_config_string(cfg, "data.path")[0])
+            snprintf(sample_dataset, sizeof sample_dataset, "%s",
+                     ics_config_string(cfg, "data.path"));
+        else
+            snprintf(sample_dataset, sizeof sample_dataset, "%s/%s.h5",
+                     ics_config_string(cfg, "data.dir"), ics_config_string(cfg, "data.dataset"));
+        opts.sample_dataset = sample_dataset;
+    }
 
     const char *run_dir = ics_config_string(cfg, "run.dir");
     char checkpoint[4096], output[4096];
@@ -84,7 +112,8 @@ int main(int argc, char **argv)
 {
     static const ics_app_spec spec = {
         "icsparse-export",
-        "Export a checkpoint to ONNX (fp32), a PyTorch .pth or a deployment directory.",
+        "Export a checkpoint to ONNX (fp32), TorchScript, a PyTorch .pth or a deployment "
+        "directory.",
         NULL,
         0,
         0,

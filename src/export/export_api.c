@@ -1,6 +1,7 @@
 /*
  * src/export/export_api.c: the public export API over the format files
- * (export_onnx.c, export_pth.c, export_dir.c): options, the checkpoint ->
+ * (export_onnx.c, export_pth.c, export_torchscript.c, export_dir.c,
+ * export_zoo.c): options, the checkpoint ->
  * files driver icsparse-export calls, and the file helpers they share
  * (atomic writes, refusing existing outputs without force).
  */
@@ -27,6 +28,10 @@ void ics_export_options_default(ics_export_options *opts)
     opts->dynamic_shape = 0;
     opts->fold_bn = 1;
     opts->force = 0;
+    opts->num_samples = 4;
+    opts->sample_dataset = NULL;
+    opts->sample_split = NULL;
+    opts->sample_seed = 0;
 }
 
 ics_status ics_export_format_parse(const char *name, ics_export_format *out, ics_error *err)
@@ -126,15 +131,14 @@ ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format forma
                                  const char *deployment_dir, const char *sparsezoo_dir,
                                  char *written, size_t written_size, ics_error *err)
 {
-    if (format == ICS_EXPORT_TORCHSCRIPT)
-        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
-                        "TorchScript export is not implemented yet (use onnx or pth)");
     if (opts->opset < ICS_EXPORT_OPSET_MIN || opts->opset > ICS_EXPORT_OPSET_MAX)
         return ICS_FAIL(err, ICS_ERR_CONFIG, "ONNX opset %d is out of range (%d..%d)", opts->opset,
                         ICS_EXPORT_OPSET_MIN, ICS_EXPORT_OPSET_MAX);
     char path[4200];
-    if (snprintf(path, sizeof path, "%s/%s", output_dir,
-                 format == ICS_EXPORT_ONNX ? "model.onnx" : "model.pth") >= (int)sizeof path)
+    const char *file = format == ICS_EXPORT_ONNX  ? "model.onnx"
+                       : format == ICS_EXPORT_PTH ? "model.pth"
+                                                  : "model.pt";
+    if (snprintf(path, sizeof path, "%s/%s", output_dir, file) >= (int)sizeof path)
         return ICS_FAIL(err, ICS_ERR_INVALID, "path too long: %s", output_dir);
     ics_status st = ics_export_check_target(path, opts->force, err);
     if (st != ICS_OK) return st;
@@ -154,6 +158,13 @@ ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format forma
     ics_checkpoint_reader *r = NULL;
     st = ics_checkpoint_open(checkpoint, &r, err);
     if (st != ICS_OK) return st;
+    if (ics_checkpoint_get_info(r)->qat_active && format == ICS_EXPORT_TORCHSCRIPT) {
+        ics_checkpoint_close(r);
+        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
+                        "%s: the checkpoint has fake quantization (QAT); TorchScript export is "
+                        "fp32 only (int8 TorchScript is not implemented)",
+                        checkpoint);
+    }
     if (ics_checkpoint_get_info(r)->qat_active) {
         ics_checkpoint_close(r);
         return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
@@ -176,6 +187,8 @@ ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format forma
     if (st == ICS_OK) {
         if (format == ICS_EXPORT_ONNX)
             st = ics_export_onnx(model, opts, path, err);
+        else if (format == ICS_EXPORT_TORCHSCRIPT)
+            st = ics_export_torchscript(model, path, opts->force, err);
         else
             st = ics_export_pth(model, path, opts->force, err);
     }

@@ -1,13 +1,15 @@
 # src/export: sources of this subsystem (appended by its owner)
 
 # Exports of a model: ONNX (written through protobuf-c), the PyTorch .pth
-# state_dict, the deployment directory, and the public API over them.
+# state_dict, TorchScript, the deployment and SparseZoo directories (with
+# .npz samples), and the public API over them.
 # onnx.proto (the format spec, from the PyPI onnx package) is compiled by
 # protoc-c into the build tree; export_onnx.c includes "export/onnx.pb-c.h",
 # found through -I$(top_builddir)/src.
 libicsparse_la_SOURCES += src/export/export_onnx.c src/export/export_pth.c \
+	src/export/export_torchscript.c src/export/export_npz.c \
 	src/export/export_dir.c src/export/export_zoo.c src/export/export_api.c
-noinst_HEADERS += src/export/export_internal.h
+noinst_HEADERS += src/export/export_internal.h src/export/export_npz.h
 pkginclude_HEADERS += include/icsparse/export.h
 nodist_libicsparse_la_SOURCES = src/export/onnx.pb-c.c src/export/onnx.pb-c.h
 BUILT_SOURCES += src/export/onnx.pb-c.c src/export/onnx.pb-c.h

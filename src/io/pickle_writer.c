@@ -134,6 +134,69 @@ void ics_pickle_emit_empty_ordered_dict(ics_pickle_writer *w)
     ics_pickle_emit_op(w, ICS_PICKLE_REDUCE);
 }
 
+void ics_pickle_emit_object_begin(ics_pickle_writer *w, const char *module, const char *name)
+{
+    ics_pickle_emit_global(w, module, name);
+    ics_pickle_emit_op(w, ICS_PICKLE_EMPTY_TUPLE);
+    ics_pickle_emit_op(w, ICS_PICKLE_NEWOBJ);
+    ics_pickle_emit_op(w, ICS_PICKLE_EMPTY_DICT);
+    ics_pickle_emit_op(w, ICS_PICKLE_MARK);
+}
+
+void ics_pickle_emit_object_end(ics_pickle_writer *w)
+{
+    ics_pickle_emit_op(w, ICS_PICKLE_SETITEMS);
+    ics_pickle_emit_op(w, ICS_PICKLE_BUILD);
+}
+
+/* A tuple of ints (the empty tuple for 0 dims). */
+static void emit_int_tuple(ics_pickle_writer *w, const int64_t *v, int n)
+{
+    if (n == 0) {
+        ics_pickle_emit_op(w, ICS_PICKLE_EMPTY_TUPLE);
+        return;
+    }
+    ics_pickle_emit_op(w, ICS_PICKLE_MARK);
+    for (int i = 0; i < n; i++)
+        ics_pickle_emit_int(w, v[i]);
+    ics_pickle_emit_op(w, ICS_PICKLE_TUPLE);
+}
+
+void ics_pickle_emit_rebuild_tensor(ics_pickle_writer *w, const char *storage_class,
+                                    const char *key, int64_t numel, int ndim, const int64_t *shape,
+                                    int requires_grad)
+{
+    if (w->status == ICS_OK && (ndim < 0 || ndim > ICS_PV_MAX_DIMS)) {
+        w->status =
+            ICS_FAIL(w->err, ICS_ERR_INVALID, "tensor of %d dimensions cannot be pickled", ndim);
+        return;
+    }
+    int64_t stride[ICS_PV_MAX_DIMS];
+    /* contiguous strides as torch computes them: sizes of 0 count as 1 */
+    int64_t acc = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        stride[d] = acc;
+        acc *= shape[d] > 0 ? shape[d] : 1;
+    }
+    ics_pickle_emit_global(w, "torch._utils", "_rebuild_tensor_v2");
+    ics_pickle_emit_op(w, ICS_PICKLE_MARK);
+    ics_pickle_emit_op(w, ICS_PICKLE_MARK);
+    ics_pickle_emit_string(w, "storage", 7);
+    ics_pickle_emit_global(w, "torch", storage_class);
+    ics_pickle_emit_string(w, key, strlen(key));
+    ics_pickle_emit_string(w, "cpu", 3);
+    ics_pickle_emit_int(w, numel);
+    ics_pickle_emit_op(w, ICS_PICKLE_TUPLE);
+    ics_pickle_emit_op(w, ICS_PICKLE_BINPERSID);
+    ics_pickle_emit_int(w, 0);
+    emit_int_tuple(w, shape, ndim);
+    emit_int_tuple(w, stride, ndim);
+    ics_pickle_emit_op(w, requires_grad ? ICS_PICKLE_NEWTRUE : ICS_PICKLE_NEWFALSE);
+    ics_pickle_emit_empty_ordered_dict(w);
+    ics_pickle_emit_op(w, ICS_PICKLE_TUPLE);
+    ics_pickle_emit_op(w, ICS_PICKLE_REDUCE);
+}
+
 static ics_status emit_value(ics_pickle_writer *w, const ics_pv *v, ics_pickle_tensor_fn tensor,
                              void *ctx, int depth)
 {

@@ -5,6 +5,12 @@
  * the caller provides (pth_writer emits _rebuild_tensor_v2 with a storage
  * persistent id). Anything else is refused with an error naming it.
  *
+ * For TorchScript archives (torch.jit.save's data.pkl) the writer also
+ * emits objects of TorchScript classes, as torch.jit.save does:
+ * GLOBAL '__torch__.<module> <Class>', EMPTY_TUPLE, NEWOBJ, then the
+ * attribute dict and BUILD (ics_pickle_emit_object_begin / _end), and the
+ * _rebuild_tensor_v2 call itself (ics_pickle_emit_rebuild_tensor).
+ *
  * Note: torch 1.13's weights_only unpickler has no BINFLOAT (floats load
  * only with weights_only=False there); torch >= 2.0 accepts them.
  */
@@ -33,7 +39,9 @@ enum {
     ICS_PICKLE_NONE = 'N',
     ICS_PICKLE_NEWTRUE = 0x88,
     ICS_PICKLE_NEWFALSE = 0x89,
-    ICS_PICKLE_PROTO = 0x80
+    ICS_PICKLE_PROTO = 0x80,
+    ICS_PICKLE_NEWOBJ = 0x81,
+    ICS_PICKLE_BUILD = 'b'
 };
 
 typedef struct ics_pickle_writer {
@@ -58,6 +66,22 @@ void ics_pickle_emit_string(ics_pickle_writer *w, const char *s, size_t len);
 void ics_pickle_emit_global(ics_pickle_writer *w, const char *module, const char *name);
 /* collections.OrderedDict() */
 void ics_pickle_emit_empty_ordered_dict(ics_pickle_writer *w);
+
+/* An object of class module.name built the way torch.jit.save pickles a
+ * scripted module: cls.__new__(cls) (GLOBAL, EMPTY_TUPLE, NEWOBJ), then an
+ * attribute dict is opened (EMPTY_DICT, MARK): emit key, value pairs, then
+ * ics_pickle_emit_object_end (SETITEMS, BUILD) sets them on the object. */
+void ics_pickle_emit_object_begin(ics_pickle_writer *w, const char *module, const char *name);
+void ics_pickle_emit_object_end(ics_pickle_writer *w);
+
+/* A tensor as torch.save and torch.jit.save pickle it:
+ *   torch._utils._rebuild_tensor_v2(
+ *       persistent_load(('storage', torch.<storage_class>, key, 'cpu', numel)),
+ *       0, shape, contiguous stride, requires_grad, OrderedDict())
+ * storage_class as ics_pv_dtype_storage_class gives it ("FloatStorage"). */
+void ics_pickle_emit_rebuild_tensor(ics_pickle_writer *w, const char *storage_class,
+                                    const char *key, int64_t numel, int ndim, const int64_t *shape,
+                                    int requires_grad);
 
 /* Emits value v (recursively, at most 64 levels deep). */
 ics_status ics_pickle_emit_value(ics_pickle_writer *w, const ics_pv *v, ics_pickle_tensor_fn tensor,
