@@ -147,6 +147,84 @@ void ics_checkpoint_model_sha256(ics_model *model, char hex[65]);
 ics_status ics_checkpoint_tensor_shape(ics_checkpoint_reader *r, const char *path, int *ndim,
                                        int64_t *shape, ics_error *err);
 
+/* ---- sharded checkpoints (src/io/checkpoint_shard.c) -------------------
+ *
+ * With train.checkpoint_sharded every rank writes its part of the
+ * optimizer state and rank 0 the rest. A sharded checkpoint NAME is:
+ *   NAME                          an ordinary checkpoint (model, masks,
+ *                                 quant, EMA, texts, attributes) without
+ *                                 /optimizer, plus the text /shards (the
+ *                                 index below)
+ *   NAME.part-K-of-N.ID           part K of N (format
+ *                                 "icsparse-checkpoint-part" version 1):
+ *                                 attributes format, format_version,
+ *                                 shard_id (ID), shard_index (K),
+ *                                 shard_count (N), checkpoint (NAME's base
+ *                                 name), complete; /optimizer with the
+ *                                 attributes kind, step_count, lr and the
+ *                                 slots /optimizer/<name>/<slot> of the
+ *                                 parameters it owns
+ * Ownership: the optimizer's parameter i (the model's trainable tensors in
+ * table order) belongs to rank i % N. The index /shards is text:
+ *   icsparse-checkpoint-shards 1
+ *   id ID
+ *   count N
+ *   part K FILE BYTES SHA256        (one line per part, K = 0 .. N-1)
+ * FILE is a base name in NAME's directory, BYTES its size and SHA256 the
+ * digest of its bytes, so a missing, truncated, damaged or foreign part is
+ * refused with one line naming it. ID is random per save: the parts of a
+ * new save never overwrite the parts the previous NAME points to, and NAME
+ * is renamed last, so a crash leaves the previous checkpoint whole. Parts
+ * are read by every rank, so a sharded checkpoint resumes at any world
+ * size; icsparse-consolidate merges one into an ordinary checkpoint. */
+
+typedef struct ics_checkpoint_shard_writer ics_checkpoint_shard_writer;
+
+/* Collective (every rank): writes this rank's part of optim's state for
+ * the checkpoint that will be `path` (temporary name, renamed once every
+ * rank has written its part) and learns every part's size and digest.
+ * On failure no part of this save is left. */
+ics_status ics_checkpoint_shard_write_parts(const char *path, ics_model *model, struct ics_optim *optim,
+                                            ics_checkpoint_shard_writer **out, ics_error *err);
+/* Rank 0: the index /shards into the checkpoint (instead of
+ * ics_checkpoint_put_optim). */
+ics_status ics_checkpoint_put_shard_index(ics_checkpoint_writer *w, const ics_checkpoint_shard_writer *sw,
+                                          ics_error *err);
+/* Every rank, after agreeing whether the checkpoint was committed: when
+ * it was, rank 0 removes the parts of earlier saves of that name; when not,
+ * each rank removes its new part. Frees sw (NULL is fine). */
+void ics_checkpoint_shard_finish(ics_checkpoint_shard_writer *sw, int committed);
+/* Removes the parts next to path whose ID is not keep_id (NULL: all of
+ * them): after an unsharded save of path, or with path itself. */
+void ics_checkpoint_remove_parts(const char *path, const char *keep_id);
+
+/* 1 if the checkpoint is sharded (has the index /shards). */
+int ics_checkpoint_is_sharded(const ics_checkpoint_reader *r);
+
+typedef struct ics_checkpoint_shards ics_checkpoint_shards;
+
+/* Reads the index of a sharded checkpoint and checks every part: present,
+ * the index's size and SHA-256, its format, version, ID, index and count,
+ * complete, the same optimizer kind, step count and slots in all. */
+ics_status ics_checkpoint_shards_open(ics_checkpoint_reader *r, ics_checkpoint_shards **out, ics_error *err);
+void ics_checkpoint_shards_close(ics_checkpoint_shards *s);
+int ics_checkpoint_shards_count(const ics_checkpoint_shards *s);
+/* Every trainable tensor of model is in exactly one part, with the same
+ * slots as the others, each of its shape; nothing else is. *tensors counts
+ * the slot tensors. */
+ics_status ics_checkpoint_shards_verify(ics_checkpoint_shards *s, ics_model *model, int *tensors, ics_error *err);
+/* Restores optim's state from the parts (any world size reads them all);
+ * the optimizer kind must match. */
+ics_status ics_checkpoint_shards_get_optim(ics_checkpoint_shards *s, ics_model *model, struct ics_optim *optim,
+                                           ics_error *err);
+/* The merged optimizer state into an ordinary checkpoint being written:
+ * the same /optimizer (and lr) ics_checkpoint_put_optim writes. */
+ics_status ics_checkpoint_shards_put_optim(ics_checkpoint_shards *s, ics_checkpoint_writer *w, ics_model *model,
+                                           ics_error *err);
+/* Open, restore, close: ics_checkpoint_get_optim for a sharded checkpoint. */
+ics_status ics_checkpoint_get_optim_sharded(ics_checkpoint_reader *r, ics_model *model, struct ics_optim *optim,
+                                            ics_error *err);
+
 #ifdef __cplusplus
 }
 #endif

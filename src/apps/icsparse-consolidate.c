@@ -1,5 +1,6 @@
 /* icsparse-consolidate: verifies a checkpoint and merges it into one
- * self-contained file; picks the best checkpoints of a run. */
+ * self-contained file (a sharded checkpoint's per-rank parts included);
+ * picks the best checkpoints of a run. */
 #include "ics_build_config.h"
 #include "apps/app.h"
 
@@ -86,7 +87,11 @@ static ics_status run(ics_app *app, ics_error *err)
             snprintf(out, sizeof out, "%s/model.h5", run_dir);
         ics_verify_report rep;
         if (!st) st = ics_checkpoint_verify(in, &rep, err);
-        if (!st)
+        if (!st && rep.shards)
+            ICS_INFO("verified %s and its %d parts: %d tensors, %d masks, %d optimizer and %d EMA tensors, sparsity "
+                     "%.2f%%", in, rep.shards, rep.tensors, rep.masks, rep.optimizer_tensors, rep.ema_tensors,
+                     100 * rep.sparsity);
+        else if (!st)
             ICS_INFO("verified %s: %d tensors, %d masks, %d optimizer and %d EMA tensors, sparsity %.2f%%", in,
                      rep.tensors, rep.masks, rep.optimizer_tensors, rep.ema_tensors, 100 * rep.sparsity);
         if (!st && !ics_app_option_value(app, "verify-only")) {

@@ -54,6 +54,8 @@ const ics_config_key ics_schema_core[] = {
     {"train.test_at_end", ICS_CFG_BOOL, "true", NO_RANGE, NULL, "evaluate the test split after the last epoch"},
     {"train.checkpoint_every_minutes", ICS_CFG_FLOAT, "30", 0, 1e6, NULL,
      "also write the last checkpoint every N minutes (0: per epoch only)"},
+    {"train.checkpoint_sharded", ICS_CFG_BOOL, "false", NO_RANGE, NULL,
+     "every rank writes its part of the optimizer state (NAME.part-K-of-N.ID beside the checkpoint)"},
     {"train.keep_last", ICS_CFG_INT, "2", 0, 1000000, NULL, "per-epoch checkpoints to keep (0: only last and best)"},
     {"train.save_best_after", ICS_CFG_FLOAT, "1", 0, 1e6, NULL, "best checkpoints only from this epoch on"},
     {"train.resume", ICS_CFG_STRING, "auto", NO_RANGE, NULL,

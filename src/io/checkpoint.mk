@@ -1,5 +1,5 @@
 # src/io/checkpoint.mk: the checkpoint format (HDF5) and its tensor helpers.
-libicsparse_la_SOURCES += src/io/h5_tensor.c src/io/checkpoint.c src/io/consolidate.c
+libicsparse_la_SOURCES += src/io/h5_tensor.c src/io/checkpoint.c src/io/checkpoint_shard.c src/io/consolidate.c
 noinst_HEADERS += src/io/h5_tensor.h src/io/consolidate.h
 pkginclude_HEADERS += include/icsparse/checkpoint.h
 
@@ -9,3 +9,5 @@ tests_unit_test_checkpoint_LDADD = $(ICS_TEST_LIBS)
 TESTS += tests/unit/test_checkpoint
 TESTS += tests/integration/test_consolidate.sh
 dist_noinst_SCRIPTS += tests/integration/test_consolidate.sh
+TESTS += tests/integration/test_checkpoint_shard.sh
+dist_noinst_SCRIPTS += tests/integration/test_checkpoint_shard.sh

@@ -5,6 +5,7 @@
 #include <icsparse/checkpoint.h>
 
 #include "core/alloc.h"
+#include "train/ema.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,7 +121,19 @@ ics_status ics_checkpoint_verify(const char *path, ics_verify_report *rep, ics_e
     }
     if (!st && rep->masks > 0 && !ics_checkpoint_has(r, "/recipe"))
         st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: has pruning masks but no /recipe that made them", path);
-    if (!st && ics_checkpoint_has_optim(r)) {
+    if (!st && ics_checkpoint_has_optim(r) && ics_checkpoint_is_sharded(r))
+        st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: has both /optimizer and the part index /shards", path);
+    if (!st && ics_checkpoint_is_sharded(r)) {
+        /* The parts: present, undamaged (size and SHA-256 from the index),
+         * of this save, and together every trainable tensor's slots once. */
+        ics_checkpoint_shards *shards = NULL;
+        st = ics_checkpoint_shards_open(r, &shards, err);
+        if (!st) {
+            rep->shards = ics_checkpoint_shards_count(shards);
+            st = ics_checkpoint_shards_verify(shards, model, &rep->optimizer_tensors, err);
+        }
+        ics_checkpoint_shards_close(shards);
+    } else if (!st && ics_checkpoint_has_optim(r)) {
         /* Every trainable tensor has the same slots, each with its shape. */
         char **slots = NULL;
         int nslots = 0;
@@ -174,6 +187,24 @@ static ics_status copy_tensor(void *ctx, const char *path, const float *data, in
     return ics_checkpoint_put_tensor(ctx, path, data, ndim, shape, as_mask, err);
 }
 
+/* The EMA through an ics_ema, so that its counters (the /ema attributes
+ * n_averaged and n_updates, which a resume needs) come along with the
+ * tensors. Only the averages and the counters are stored in a checkpoint;
+ * the configuration here is a placeholder. */
+static ics_status copy_ema(ics_checkpoint_reader *r, ics_checkpoint_writer *w, ics_model *model, ics_error *err)
+{
+    size_t n_params = 0, n_buffers = 0;
+    ics_model_params(model, &n_params);
+    ics_model_buffers(model, &n_buffers);
+    ics_ema_config ec = {ICS_EMA_CONSTANT, 0.999, 1, 0.0, 0, 1, 1, 1.0};
+    ics_ema *ema = NULL;
+    ics_status st = ics_ema_create(&ema, &ec, n_params, n_buffers, err);
+    if (!st) st = ics_checkpoint_get_ema(r, model, ema, err);
+    if (!st) st = ics_checkpoint_put_ema(w, model, ema, err);
+    ics_ema_destroy(ema);
+    return st;
+}
+
 ics_status ics_checkpoint_consolidate(const char *in, const char *out, int strip, ics_error *err)
 {
     ics_verify_report rep;
@@ -193,8 +224,16 @@ ics_status ics_checkpoint_consolidate(const char *in, const char *out, int strip
     if (!st) st = ics_checkpoint_put_model(w, model, err);
     if (!st) st = walk_floats(r, "/masks", 1, copy_tensor, w, NULL, err);
     if (!st) st = walk_floats(r, "/quant", 2, copy_tensor, w, NULL, err);
-    if (!st && !strip) st = walk_floats(r, "/optimizer", 2, copy_tensor, w, NULL, err);
-    if (!st && !strip) st = walk_floats(r, "/ema", 1, copy_tensor, w, NULL, err);
+    if (!st && !strip && ics_checkpoint_is_sharded(r)) {
+        /* the parts merged: the /optimizer an unsharded save writes */
+        ics_checkpoint_shards *shards = NULL;
+        st = ics_checkpoint_shards_open(r, &shards, err);
+        if (!st) st = ics_checkpoint_shards_put_optim(shards, w, model, err);
+        ics_checkpoint_shards_close(shards);
+    } else if (!st && !strip) {
+        st = walk_floats(r, "/optimizer", 2, copy_tensor, w, NULL, err);
+    }
+    if (!st && !strip && ics_checkpoint_has_ema(r)) st = copy_ema(r, w, model, err);
     static const char *const texts[] = {"recipe", "recipe_args", "config"};
     for (int i = 0; !st && i < 3; i++) {
         char *text = NULL;

@@ -14,6 +14,7 @@ typedef struct ics_verify_report {
     int masks;          /* masks checked against the weights */
     int optimizer_tensors;
     int ema_tensors;
+    int shards;         /* parts of a sharded checkpoint (0: not sharded) */
     double sparsity;    /* of the prunable weights */
 } ics_verify_report;
 
@@ -21,12 +22,16 @@ typedef struct ics_verify_report {
  * present with the architecture's shape; the model checksum; every mask
  * names a prunable weight of the same shape, is 0/1, and the weight is
  * exactly zero where the mask is 0; a recipe is present when masks are;
- * optimizer and EMA state complete. The first problem is the error. */
+ * optimizer and EMA state complete; for a sharded checkpoint, every part
+ * present and undamaged (size and SHA-256 from the index) and the parts
+ * together every parameter's optimizer state once. The first problem is
+ * the error. */
 ics_status ics_checkpoint_verify(const char *path, ics_verify_report *report, ics_error *err);
 
 /* Writes a verified checkpoint's content to out (atomically): model,
  * masks, quantization state, texts and attributes; the optimizer and EMA
- * state too unless strip_training_state. */
+ * state too unless strip_training_state. A sharded checkpoint's parts are
+ * merged: the output is one ordinary checkpoint. */
 ics_status ics_checkpoint_consolidate(const char *in, const char *out, int strip_training_state, ics_error *err);
 
 /* RUN/ckpt/<which>.h5 for which in best, best_pruned,

@@ -21,6 +21,15 @@ ics_status ics_train_save(ics_trainer *t, const char *name, const char *kind, co
                           const ics_eval_result *test, ics_error *err)
 {
     ics_status st = ICS_OK;
+    /* train.checkpoint_sharded: every rank first writes its part of the
+     * optimizer state (src/io/checkpoint_shard.c); rank 0's file indexes
+     * the parts instead of holding /optimizer. */
+    ics_checkpoint_shard_writer *shards = NULL;
+    if (ics_config_bool(t->cfg, "train.checkpoint_sharded")) {
+        char path[1300];
+        snprintf(path, sizeof path, "%s/%s", t->ckpt_dir, name);
+        if ((st = ics_checkpoint_shard_write_parts(path, t->model, t->optim, &shards, err))) return st;
+    }
     if (t->rank == 0) {
         char path[1300];
         snprintf(path, sizeof path, "%s/%s", t->ckpt_dir, name);
@@ -52,7 +61,9 @@ ics_status ics_train_save(ics_trainer *t, const char *name, const char *kind, co
         if (!st) st = ics_checkpoint_put_info(w, &info, err);
         if (!st) st = ics_checkpoint_put_model(w, t->model, err);
         if (!st) st = ics_checkpoint_put_quant(w, t->model, err);
-        if (!st) st = ics_checkpoint_put_optim(w, t->model, t->optim, err);
+        if (!st)
+            st = shards ? ics_checkpoint_put_shard_index(w, shards, err)
+                        : ics_checkpoint_put_optim(w, t->model, t->optim, err);
         if (!st && t->ema) st = ics_checkpoint_put_ema(w, t->model, t->ema, err);
         if (!st) st = ics_checkpoint_put_text(w, "config", config_text, err);
         if (!st) st = ics_checkpoint_put_text(w, "recipe_args", ics_config_string(t->cfg, "recipe.args"), err);
@@ -75,10 +86,14 @@ ics_status ics_train_save(ics_trainer *t, const char *name, const char *kind, co
         }
         if (!st) st = ics_checkpoint_commit(w, err);
         else if (w) ics_checkpoint_abort(w);
+        /* parts of an earlier sharded save of this name are stale now */
+        if (!st && !shards) ics_checkpoint_remove_parts(path, NULL);
         free(config_text);
     }
     /* Every rank learns whether rank 0 wrote it. */
-    return ics_dist_agree(st, err);
+    st = ics_dist_agree(st, err);
+    ics_checkpoint_shard_finish(shards, st == ICS_OK);
+    return st;
 }
 
 /* Loads weights (and, for a full resume, optimizer, EMA and the step) from
@@ -98,6 +113,7 @@ static ics_status load_checkpoint(ics_trainer *t, const char *path, int full, ic
     st = ics_checkpoint_get_model(r, t->model, err);
     if (!st && full) {
         if (ics_checkpoint_has_optim(r)) st = ics_checkpoint_get_optim(r, t->model, t->optim, err);
+        else if (ics_checkpoint_is_sharded(r)) st = ics_checkpoint_get_optim_sharded(r, t->model, t->optim, err);
         if (!st && t->ema && ics_checkpoint_has_ema(r)) st = ics_checkpoint_get_ema(r, t->model, t->ema, err);
         if (!st) {
             /* Steps are recounted from the epoch so that a checkpoint made
