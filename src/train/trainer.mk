@@ -2,7 +2,7 @@
 # resume, preemption, progress (the lead's part of src/train).
 libicsparse_la_SOURCES += src/train/trainer.c src/train/train_loop.c src/train/train_state.c \
 	src/train/train_data.c src/train/train_progress.c src/train/evaluate.c src/train/preempt.c \
-	src/train/eval_run.c
+	src/train/eval_run.c src/train/train_import.c
 noinst_HEADERS += src/train/trainer_internal.h src/train/evaluate.h src/train/preempt.h src/train/eval_run.h
 pkginclude_HEADERS += include/icsparse/trainer.h
 TESTS += tests/integration/test_train.sh
@@ -10,6 +10,12 @@ dist_noinst_SCRIPTS += tests/integration/test_train.sh tests/tools/idx_subset.py
 TESTS += tests/integration/test_data_parallel.sh
 dist_noinst_SCRIPTS += tests/integration/test_data_parallel.sh
 TESTS += tests/integration/test_train_recipe.sh tests/integration/test_train_qat.sh
+# examples/train_api: the trainer from a user's own program
+noinst_PROGRAMS += examples/train_api
+examples_train_api_SOURCES = examples/train_api.c
+examples_train_api_LDADD = libicsparse.la
+TESTS += tests/integration/test_train_api_example.sh
+dist_noinst_SCRIPTS += tests/integration/test_train_api_example.sh
 dist_noinst_SCRIPTS += tests/integration/test_train_recipe.sh tests/integration/test_train_qat.sh
 
 # log.wandb: the trainer runs tools/wandb-bridge (installed under
