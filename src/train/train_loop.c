@@ -399,6 +399,7 @@ static ics_status end_of_epoch(ics_trainer *t, int final, ics_error *err)
             char path[1300];
             snprintf(path, sizeof path, "%s/epoch-%04lld.h5", t->ckpt_dir, old);
             remove(path);
+            ics_checkpoint_remove_parts(path, NULL); /* its shards, if written sharded */
         }
     }
     return ICS_OK;
