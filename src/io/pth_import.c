@@ -3,9 +3,12 @@
  * pth_import.h). Checks first, copies after: a refused file leaves the
  * model untouched.
  */
-#include "io/pth_import.h"
+#include "io/pth_import_internal.h"
 
 #include <icsparse/checkpoint.h>
+#include <icsparse/manager.h>
+#include <icsparse/qat.h>
+#include <icsparse/recipe.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +16,6 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
-#include "io/pth_reader.h"
 
 void ics_pth_import_report_free(ics_pth_import_report *report)
 {
@@ -66,19 +68,7 @@ int ics_pth_import_map_key(const char *key, char *out, size_t size)
     return join(out, size, "", k) ? -1 : 0;
 }
 
-/* QAT training-only state SparseML / torch.ao leave in a state_dict: fake
- * quantization modules and their observers. */
-static int is_qat_extra(const char *name)
-{
-    return strstr(name, "fake_quant") != NULL || strstr(name, "activation_post_process") != NULL;
-}
-
-typedef struct entry {
-    const char *file_key; /* as in the file */
-    char name[ICS_NAME_MAX + 64];
-    const ics_pv *tensor;
-    int used;
-} entry;
+typedef ics_pth_entry entry;
 
 /* Edit distance with adjacent transpositions (optimal string alignment:
  * "wieght" is one edit from "weight"), for naming the closest key in
@@ -173,9 +163,10 @@ static ics_status read_metadata(const ics_pth *pth, ics_pth_import_report *rep, 
     return ICS_OK;
 }
 
-/* Builds the mapped key table of the file's state_dict. */
-static ics_status collect(const ics_pth *pth, const char *label, entry **out, size_t *count,
-                          ics_pth_import_report *rep, ics_error *err)
+/* Builds the mapped key table of the file's state_dict (names as model's
+ * tensors are named). */
+static ics_status collect(const ics_pth *pth, const char *label, const ics_model *model,
+                          entry **out, size_t *count, ics_pth_import_report *rep, ics_error *err)
 {
     const ics_pv *sd = ics_pth_state_dict(pth);
     if (!sd)
@@ -199,6 +190,12 @@ static ics_status collect(const ics_pth *pth, const char *label, entry **out, si
         }
         rep->renamed += r;
         rep->module_prefix += strncmp(key, "module.", 7) == 0;
+        char fused[sizeof e[i].name];
+        if (ics_model_find_tensor(model, e[i].name) < 0 &&
+            ics_pth_fused_bn_name(model, e[i].name, fused, sizeof fused)) {
+            memcpy(e[i].name, fused, sizeof fused);
+            rep->fused_bn++;
+        }
         for (size_t j = 0; j < i; j++)
             if (strcmp(e[j].name, e[i].name) == 0) {
                 ics_status st =
@@ -220,16 +217,14 @@ static entry *find(entry *e, size_t n, const char *name)
     return NULL;
 }
 
-/* Checks every model tensor against the table and, when all is well,
- * copies. */
-static ics_status import_entries(entry *e, size_t n, const char *label, ics_model *model,
-                                 ics_pth_import_report *rep, ics_error *err)
+/* Checks every model tensor against the table; reinit[i] is set for the
+ * classifier tensors transfer learning leaves at the model's init. Keys no
+ * tensor claims are errors, except QAT state (left unclaimed). */
+static ics_status check_entries(entry *e, size_t n, const char *label, const ics_model *model,
+                                char *reinit, ics_pth_import_report *rep, ics_error *err)
 {
     int nt = ics_model_num_tensors(model);
     int cls = classifier_node(model);
-    int reinit_any = 0;
-    char *reinit = ics_calloc((size_t)nt + 1, 1, "import flags", err);
-    if (!reinit) return ICS_ERR_NOMEM;
     ics_status st = ICS_OK;
     /* Mark every match first, so that a missing tensor's closest key is
      * sought among the keys nothing claimed. */
@@ -285,7 +280,6 @@ static ics_status import_entries(entry *e, size_t n, const char *label, ics_mode
         if (other_classes && ti->node == cls &&
             (ti->kind == ICS_TENSOR_WEIGHT || t->u.tensor.ndim == 1)) {
             reinit[i] = 1;
-            reinit_any = 1;
             continue;
         }
         char got[96], want[96];
@@ -294,19 +288,26 @@ static ics_status import_entries(entry *e, size_t n, const char *label, ics_mode
         st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: tensor '%s' has shape %s, %s expects %s", label,
                       x->file_key, got, ics_model_arch(model), want);
     }
-    for (size_t i = 0; i < n && !st; i++) {
-        if (e[i].used) continue;
-        if (is_qat_extra(e[i].name)) {
-            rep->qat_extras++;
-            continue;
-        }
-        st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: unexpected key '%s' (not a tensor of %s)", label,
-                      e[i].file_key, ics_model_arch(model));
-    }
+    for (size_t i = 0; i < n && !st; i++)
+        if (!e[i].used && !ics_pth_is_qat_key(e[i].name))
+            st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: unexpected key '%s' (not a tensor of %s)",
+                          label, e[i].file_key, ics_model_arch(model));
+    return st;
+}
+
+/* Copies the checked tensors into model. */
+static ics_status copy_entries(entry *e, size_t n, const char *label, ics_model *model,
+                               const char *reinit, ics_pth_import_report *rep, ics_error *err)
+{
+    int nt = ics_model_num_tensors(model);
+    int cls = classifier_node(model);
+    int reinit_any = 0;
+    ics_status st = ICS_OK;
     for (int i = 0; i < nt && !st; i++) {
         const ics_tensor_info *ti = ics_model_tensor(model, i);
         if (reinit[i]) {
             rep->reinitialized++;
+            reinit_any = 1;
             continue;
         }
         const ics_pv *t = find(e, n, ti->name)->tensor;
@@ -331,32 +332,81 @@ static ics_status import_entries(entry *e, size_t n, const char *label, ics_mode
                  "(transfer learning)",
                  label, node->name, rep->file_num_classes, node->out_c, node->name);
     }
-    free(reinit);
     return st;
 }
 
-/* Refuses checkpoints whose recipe quantizes: their weights only make
- * sense with the fake quantization applied, which icsparse lacks. */
-static ics_status check_recipe(const char *label, const ics_pth_import_report *rep, ics_error *err)
+ics_status ics_pth_import_open(const char *path, ics_pth **out, ics_pth_import_report *rep,
+                               ics_error *err)
 {
-    if (rep->recipe && strstr(rep->recipe, "Quantization"))
-        return ICS_FAIL(
-            err, ICS_ERR_NOT_IMPLEMENTED,
-            "%s: its recipe has quantization (QuantizationModifier): importing QAT checkpoints "
-            "needs quantization-aware training, which icsparse does not have yet",
-            label);
+    *out = NULL;
+    memset(rep, 0, sizeof *rep);
+    ics_pth *pth = NULL;
+    ics_status st = ics_pth_load(path, &pth, err);
+    if (!st) st = read_metadata(pth, rep, err);
+    if (st) {
+        ics_pth_destroy(pth);
+        return st;
+    }
+    *out = pth;
     return ICS_OK;
 }
 
-static ics_status import_loaded(const ics_pth *pth, const char *label, ics_model *model,
-                                ics_pth_import_report *rep, ics_error *err)
+double ics_pth_import_epoch(const ics_pth_import_report *rep)
 {
-    ics_status st = read_metadata(pth, rep, err);
-    if (!st) st = check_recipe(label, rep, err);
+    return rep->has_epoch ? rep->epoch : -1.0;
+}
+
+ics_status ics_pth_import_recipe(ics_pth_import_report *rep, const char *label, ics_recipe **out,
+                                 ics_error *err)
+{
+    *out = NULL;
+    if (!rep->recipe) return ICS_OK;
+    char source[1100];
+    snprintf(source, sizeof source, "%s:recipe", label);
+    ics_error local;
+    ics_error *e = err ? err : &local;
+    ics_status st = ics_recipe_load_string(rep->recipe, source, NULL, out, e);
+    if (!st || st == ICS_ERR_NOMEM) return st;
+    /* Without its QAT structure a quantized model's weights mean
+     * something else: that recipe must be understood. Others only decide
+     * what training holds (the caller says what it does without one). */
+    if (strstr(rep->recipe, "QuantizationModifier")) return st;
+    ICS_WARN("%s: its recipe is not applied (%s)", label, e->message);
+    rep->recipe_unread = 1;
+    return ICS_OK;
+}
+
+ics_status ics_pth_import_apply(const ics_pth *pth, const char *label, const ics_recipe *recipe,
+                                ics_model *model, ics_pth_import_report *rep, ics_error *err)
+{
     entry *e = NULL;
     size_t n = 0;
-    if (!st) st = collect(pth, label, &e, &n, rep, err);
-    if (!st) st = import_entries(e, n, label, model, rep, err);
+    ics_pth_qat_plan *plan = NULL;
+    char *reinit = ics_calloc((size_t)ics_model_num_tensors(model) + 1, 1, "import flags", err);
+    ics_status st = reinit ? ICS_OK : ICS_ERR_NOMEM;
+    if (!st) st = collect(pth, label, model, &e, &n, rep, err);
+    if (!st) st = check_entries(e, n, label, model, reinit, rep, err);
+    /* update_architecture_from_recipe: the QAT structure the recipe has
+     * given by the file's epoch, before the quantizer state is matched */
+    if (!st && recipe) {
+        int before = ics_model_qat_active(model);
+        st = ics_recipe_apply_structure(recipe, model, ics_pth_import_epoch(rep), err);
+        if (st) ics_error_prefix(err, "%s: ", label);
+        rep->qat_structure = !st && !before && ics_model_qat_active(model);
+    }
+    if (!st && ics_model_qat_active(model)) {
+        /* a re-initialized classifier's quantizers start afresh too */
+        const char *skip = NULL;
+        for (int i = 0; i < ics_model_num_tensors(model) && !skip; i++)
+            if (reinit[i]) skip = ics_model_node(model, ics_model_tensor(model, i)->node)->name;
+        st = ics_pth_qat_plan_make(e, n, label, model, skip, rep, &plan, err);
+    } else
+        for (size_t i = 0; !st && i < n; i++)
+            rep->qat_extras += !e[i].used; /* only QAT keys are left: skipped */
+    if (!st) st = copy_entries(e, n, label, model, reinit, rep, err);
+    if (!st && plan) ics_pth_qat_plan_apply(plan, model);
+    ics_pth_qat_plan_destroy(plan);
+    free(reinit);
     free(e);
     return st;
 }
@@ -366,10 +416,12 @@ ics_status ics_pth_import_into_model(const char *path, ics_model *model,
 {
     ics_pth_import_report local;
     ics_pth_import_report *rep = report ? report : &local;
-    memset(rep, 0, sizeof *rep);
     ics_pth *pth = NULL;
-    ics_status st = ics_pth_load(path, &pth, err);
-    if (!st) st = import_loaded(pth, path, model, rep, err);
+    ics_recipe *recipe = NULL;
+    ics_status st = ics_pth_import_open(path, &pth, rep, err);
+    if (!st) st = ics_pth_import_recipe(rep, path, &recipe, err);
+    if (!st) st = ics_pth_import_apply(pth, path, recipe, model, rep, err);
+    ics_recipe_destroy(recipe);
     ics_pth_destroy(pth);
     if (!report) ics_pth_import_report_free(&local);
     return st;
@@ -445,11 +497,10 @@ ics_status ics_pth_import_to_checkpoint(const char *path, const char *arch,
                                         ics_error *err)
 {
     ics_pth_import_report rep;
-    memset(&rep, 0, sizeof rep);
     ics_pth *pth = NULL;
     ics_model *model = NULL;
-    ics_status st = ics_pth_load(path, &pth, err);
-    if (!st) st = read_metadata(pth, &rep, err);
+    ics_recipe *recipe = NULL;
+    ics_status st = ics_pth_import_open(path, &pth, &rep, err);
     if (!st && (!arch || !arch[0])) {
         if (!rep.arch_key[0])
             st = ICS_FAIL(err, ICS_ERR_CONFIG, "%s has no arch_key: name the architecture (--arch)",
@@ -459,9 +510,9 @@ ics_status ics_pth_import_to_checkpoint(const char *path, const char *arch,
     if (!st) st = create_fitting_model(pth, arch, opts, &model, err);
     if (!st) {
         ics_model_init_params(model, 0);
-        ics_pth_import_report_free(&rep);
-        st = import_loaded(pth, path, model, &rep, err);
+        st = ics_pth_import_recipe(&rep, path, &recipe, err);
     }
+    if (!st) st = ics_pth_import_apply(pth, path, recipe, model, &rep, err);
     ics_checkpoint_writer *w = NULL;
     if (!st) st = ics_checkpoint_begin(out_h5, &w, err);
     if (!st) {
@@ -472,8 +523,16 @@ ics_status ics_pth_import_to_checkpoint(const char *path, const char *arch,
         info.world_size = 1;
         snprintf(info.kind, sizeof info.kind, "imported");
         info.sparsity = ics_model_sparsity(model);
+        /* Training starts here (epoch 0), except for a QAT model: loading
+         * it rebuilds the structure from /recipe at info.epoch, so that is
+         * the file's epoch (a finished run's: the recipe's end). */
+        info.qat_active = ics_model_qat_active(model);
+        if (info.qat_active)
+            info.epoch =
+                ics_pth_import_epoch(&rep) >= 0 ? rep.epoch : (double)ics_recipe_max_epochs(recipe);
         st = ics_checkpoint_put_info(w, &info, err);
         if (!st) st = ics_checkpoint_put_model(w, model, err);
+        if (!st) st = ics_checkpoint_put_quant(w, model, err);
         if (!st && rep.recipe) st = ics_checkpoint_put_text(w, "recipe", rep.recipe, err);
         if (!st)
             st = ics_checkpoint_commit(w, err);
@@ -481,9 +540,11 @@ ics_status ics_pth_import_to_checkpoint(const char *path, const char *arch,
             ics_checkpoint_abort(w);
     }
     if (!st)
-        ICS_INFO("imported %s (%d tensors%s%s) into %s", path, rep.tensors_loaded,
+        ICS_INFO("imported %s (%d tensors%s%s%s) into %s", path, rep.tensors_loaded,
                  rep.renamed ? ", SparseZoo names" : "",
-                 rep.reinitialized ? ", classifier re-initialized" : "", out_h5);
+                 rep.reinitialized ? ", classifier re-initialized" : "",
+                 ics_model_qat_active(model) ? ", quantization-aware" : "", out_h5);
+    ics_recipe_destroy(recipe);
     ics_model_destroy(model);
     ics_pth_destroy(pth);
     ics_pth_import_report_free(&rep);

@@ -159,16 +159,9 @@ ics_status ics_train_init_from(ics_trainer *t, const char *path, ics_error *err)
 {
     size_t len = strlen(path);
     if (len > 4 && (strcmp(path + len - 4, ".pth") == 0 || strcmp(path + len - 3, ".pt") == 0)) {
-        /* A PyTorch / SparseZoo checkpoint (src/io/pth_import.c). Its
-         * recipe is not applied here (the recipe manager's job). */
-        ics_pth_import_report rep;
-        ics_status st = ics_pth_import_into_model(path, t->model, &rep, err);
-        if (!st && t->rank == 0 && rep.recipe)
-            ICS_INFO("%s carries a recipe (epoch %g): not applied by --init-from", path, rep.epoch);
-        if (!st && t->rank == 0 && rep.qat_extras)
-            ICS_INFO("%s: %d fake-quantization / observer entries skipped", path, rep.qat_extras);
-        ics_pth_import_report_free(&rep);
-        return st;
+        /* A PyTorch / SparseZoo checkpoint, its recipe's structure applied
+         * and held (src/train/train_import.c). */
+        return ics_train_import_pth(t, path, err);
     }
     return load_checkpoint(t, path, 0, err);
 }
@@ -187,7 +180,9 @@ ics_status ics_train_resume(ics_trainer *t, ics_error *err)
     }
     ics_status st = ICS_OK;
     if (path[0]) {
-        st = load_checkpoint(t, path, 1, err);
+        /* a run started from a .pth: its held recipe (train_import.c) */
+        st = ics_train_import_resume(t, path, err);
+        if (!st) st = load_checkpoint(t, path, 1, err);
         /* The recipe's state at that point: masks restored, started
          * modifiers started, the lr of that epoch. */
         if (!st && t->manager) st = ics_train_restore_masks(t, path, err);

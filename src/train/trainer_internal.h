@@ -119,6 +119,15 @@ ics_status ics_train_write_results(ics_trainer *t, ics_error *err);
 /* Reads the masks of a checkpoint into the manager (missing: left alone). */
 ics_status ics_train_restore_masks(ics_trainer *t, const char *path, ics_error *err);
 
+/* train_import.c: model.init_from = FILE.pth: the file's recipe structure
+ * (QAT) applied, its weights and quantizer state loaded; without
+ * recipe.path, a generated recipe (t->recipe, t->manager) holds its pruning
+ * and quantization. */
+ics_status ics_train_import_pth(ics_trainer *t, const char *path, ics_error *err);
+/* Before resuming from ckpt: a run started from a .pth without recipe.path
+ * takes its held recipe back from the checkpoint (nothing otherwise). */
+ics_status ics_train_import_resume(ics_trainer *t, const char *ckpt, ics_error *err);
+
 /* train_progress.c */
 void ics_train_progress(ics_trainer *t, double loss, double top1, double lr, double images_per_sec,
                         double eta_seconds);

@@ -18,7 +18,20 @@ Usage: import_make.py DIR. Writes into DIR:
   cnn_transfer.pth           simple_cnn with 5 classes (+ conv0.npy: its
                              first conv weight)
   cnn_qat.pth                simple_cnn + fake-quant / observer keys
-  cnn_qat_recipe.pth         checkpoint whose recipe quantizes
+  cnn_qat_recipe.pth         checkpoint whose recipe quantizes, no
+                             quantizer state
+  cnn_torchqat.pth           simple_cnn through torch's eager QAT
+                             (fuse_modules_qat, QuantWrapper, prepare_qat
+                             with icsparse's quantizers: uint8 affine
+                             activations, int8 symmetric per-channel
+                             weights), observers calibrated on random
+                             batches then disabled, saved with a finished
+                             QuantizationModifier recipe (epoch -1)
+  cnn_torchqat_logits.npy    its eval-mode logits on x;
+  cnn_torchqat_step.npy      the output quantizer's scale
+  cnn_torchqat_w4scale.npy   features.4's per-channel weight scales
+  cnn_torchqat_nofq4.pth     without features.4's activation quantizer
+  cnn_torchqat_affine.pth    a nonzero weight zero point
   cnn_missing.pth            features.5.weight renamed features.5.wieght
   cnn_shape.pth              features.4.weight with 3x3 -> 1x1 kernel
   cnn_extra.pth              an extra key "head.weight"
@@ -162,3 +175,41 @@ torch.save(sd, os.path.join(out, "cnn_counter.pth"))
 sd = dict(cnn.state_dict())
 sd["classifier.bias"] = torch.zeros(5)
 torch.save(sd, os.path.join(out, "cnn_bias.pth"))
+
+# simple_cnn through torch's eager-mode QAT, with icsparse's quantizers
+import torch.ao.quantization as tq  # noqa: E402
+
+qat = randomize(models_ref.build("simple_cnn", 10, 3, 8, 8, 0, 1.0)).train()
+tq.fuse_modules_qat(qat, [["features.0", "features.1", "features.2"],
+                          ["features.4", "features.5", "features.6"]], inplace=True)
+wrapped = tq.QuantWrapper(qat)
+wrapped.qconfig = tq.QConfig(
+    activation=tq.FakeQuantize.with_args(observer=tq.MovingAverageMinMaxObserver, quant_min=0,
+                                         quant_max=255, dtype=torch.quint8,
+                                         qscheme=torch.per_tensor_affine, reduce_range=False),
+    weight=tq.FakeQuantize.with_args(observer=tq.MovingAveragePerChannelMinMaxObserver,
+                                     quant_min=-128, quant_max=127, dtype=torch.qint8,
+                                     qscheme=torch.per_channel_symmetric))
+tq.prepare_qat(wrapped, inplace=True)
+with torch.no_grad():
+    for _ in range(3):  # training-mode forwards calibrate the observers
+        wrapped(torch.rand(4, 3, 8, 8) * 2 - 1)
+wrapped.apply(tq.disable_observer)
+wrapped.eval()
+qat_recipe = ("modifiers:\n  - !QuantizationModifier\n    start_epoch: 0.0\n"
+              "    disable_quantization_observer_epoch: 2.0\n    freeze_bn_stats_epoch: 2.0\n")
+sd = wrapped.state_dict()
+torch.save({"state_dict": sd, "epoch": -1, "recipe": qat_recipe, "arch_key": "simple_cnn"},
+           os.path.join(out, "cnn_torchqat.pth"))
+np.save(os.path.join(out, "cnn_torchqat_logits.npy"), logits(wrapped, x))
+np.save(os.path.join(out, "cnn_torchqat_step.npy"),
+        wrapped.module.classifier.activation_post_process.scale.detach().numpy())
+np.save(os.path.join(out, "cnn_torchqat_w4scale.npy"),
+        wrapped.module.features[4].weight_fake_quant.scale.detach().numpy())
+part = {k: v for k, v in sd.items() if not k.startswith("module.features.4.activation_post_process")}
+torch.save({"state_dict": part, "epoch": -1, "recipe": qat_recipe},
+           os.path.join(out, "cnn_torchqat_nofq4.pth"))
+affine = dict(sd)
+affine["module.classifier.weight_fake_quant.zero_point"] = torch.full((10,), 3, dtype=torch.int32)
+torch.save({"state_dict": affine, "epoch": -1, "recipe": qat_recipe},
+           os.path.join(out, "cnn_torchqat_affine.pth"))

@@ -6,6 +6,7 @@
 
 #include <icsparse/checkpoint.h>
 #include <icsparse/model.h>
+#include <icsparse/qat.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,6 +235,95 @@ static void test_qat_extras(void)
     ics_model_destroy(m);
 }
 
+/* A recipe that quantizes over a plain state_dict: the structure is
+ * applied, every quantizer is reported missing (observers on: they
+ * calibrate on the first training batch). */
+static void test_qat_recipe_without_state(void)
+{
+    if (!torch_ok) CU_FAIL_FATAL("torch fixtures");
+    ics_error err;
+    ics_pth_import_report rep;
+    ics_model *m = make("simple_cnn", 10);
+    CU_ASSERT_EQUAL_FATAL(ics_pth_import_into_model(fx("cnn_qat_recipe.pth"), m, &rep, &err),
+                          ICS_OK);
+    CU_ASSERT_EQUAL(rep.qat_structure, 1);
+    CU_ASSERT(ics_model_qat_active(m));
+    CU_ASSERT_EQUAL(rep.qat_quantizers, 0);
+    /* quant, features.0 and .4 groups, classifier: 4 activation and 3
+     * weight quantizers */
+    CU_ASSERT_EQUAL(rep.qat_missing, 7);
+    CU_ASSERT_EQUAL(rep.qat_observers, 1);
+    CU_ASSERT_EQUAL(rep.tensors_loaded, ics_model_num_tensors(m));
+    ics_pth_import_report_free(&rep);
+    ics_model_destroy(m);
+}
+
+/* torch's eager QAT simple_cnn (tests/torchref/import_make.py): the
+ * recipe's structure, the fused modules' BN keys and every quantizer map
+ * over; the logits equal torch's QAT model in eval mode within one step of
+ * the output quantizer. */
+static void test_torch_qat(void)
+{
+    if (!torch_ok) CU_FAIL_FATAL("torch fixtures");
+    ics_error err;
+    ics_pth_import_report rep;
+    ics_model *m = make("simple_cnn", 10);
+    ics_status st = ics_pth_import_into_model(fx("cnn_torchqat.pth"), m, &rep, &err);
+    if (st) fprintf(stderr, "%s\n", err.message);
+    CU_ASSERT_EQUAL_FATAL(st, ICS_OK);
+    CU_ASSERT_EQUAL(rep.qat_structure, 1);
+    CU_ASSERT_EQUAL(rep.qat_quantizers, 7);
+    CU_ASSERT_EQUAL(rep.qat_missing, 0);
+    CU_ASSERT_EQUAL(rep.qat_extras, 0);
+    CU_ASSERT_EQUAL(rep.qat_observers, 0);
+    CU_ASSERT_EQUAL(rep.fused_bn, 10); /* features.{0,4}.bn.{weight, bias, running_*, count} */
+    CU_ASSERT(rep.module_prefix > ics_model_num_tensors(m)); /* QuantWrapper's "module." */
+    CU_ASSERT_EQUAL(rep.tensors_loaded, ics_model_num_tensors(m));
+    CU_ASSERT(ics_model_qat_bn_frozen(m)); /* the recipe's freeze_bn_stats_epoch has passed */
+    CU_ASSERT(!ics_model_qat_observers(m));
+    /* the weight scales are the file's */
+    int64_t shape[4];
+    int nd;
+    float *want_scale = ics_test_npy_read_f32(fixtures, "cnn_torchqat_w4scale", shape, &nd);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(want_scale);
+    int channels = 0;
+    const float *scales =
+        ics_model_weight_scales(m, ics_model_find_node(m, "features.4"), &channels, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(scales);
+    CU_ASSERT_EQUAL_FATAL(channels, 64);
+    CU_ASSERT_EQUAL(memcmp(scales, want_scale, 64 * sizeof *scales), 0);
+    free(want_scale);
+    /* logits */
+    float *x = ics_test_npy_read_f32(fixtures, "x", shape, &nd);
+    float *want = ics_test_npy_read_f32(fixtures, "cnn_torchqat_logits", shape, &nd);
+    float *step = ics_test_npy_read_f32(fixtures, "cnn_torchqat_step", shape, &nd);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(step);
+    ics_act_quant q;
+    CU_ASSERT_EQUAL_FATAL(
+        ics_model_act_quant_get(m, ics_model_find_node(m, "classifier.activation_post_process"), &q,
+                                &err),
+        ICS_OK);
+    CU_ASSERT_DOUBLE_EQUAL(q.scale, step[0], 1e-6 * step[0]);
+    const float *got = NULL;
+    CU_ASSERT_EQUAL_FATAL(ics_model_plan(m, 2, 0, &err), ICS_OK);
+    CU_ASSERT_EQUAL_FATAL(ics_model_forward(m, x, 2, &got, &err), ICS_OK);
+    int distinct = 0;
+    for (int i = 0; i < 20; i++) {
+        distinct += got[i] != got[0];
+        if (fabsf(got[i] - want[i]) > step[0] * 1.001f)
+            fprintf(stderr, "logit %d: %g, torch %g (step %g)\n", i, got[i], want[i], step[0]);
+        CU_ASSERT(fabsf(got[i] - want[i]) <= step[0] * 1.001f);
+    }
+    CU_ASSERT(distinct > 5); /* the reference is not degenerate */
+    free(x);
+    free(want);
+    free(step);
+    ics_pth_import_report_free(&rep);
+    ics_model_destroy(m);
+}
+
 /* Each refusal: its status, words of its message, and the model left as
  * it was. */
 static void refuse(const char *file, ics_status want, const char *w1, const char *w2)
@@ -266,7 +356,10 @@ static void refuse(const char *file, ics_status want, const char *w1, const char
 static void test_refusals(void)
 {
     if (!torch_ok) CU_FAIL_FATAL("torch fixtures");
-    refuse("cnn_qat_recipe.pth", ICS_ERR_NOT_IMPLEMENTED, "recipe has quantization", "QAT");
+    refuse("cnn_torchqat_nofq4.pth", ICS_ERR_FORMAT, "'features.4.activation_post_process')",
+           "no state there and the observers are off");
+    refuse("cnn_torchqat_affine.pth", ICS_ERR_NOT_IMPLEMENTED,
+           "'module.classifier.weight_fake_quant.zero_point'[0] = 3", "affine weight quantization");
     refuse("cnn_missing.pth", ICS_ERR_FORMAT, "tensor 'features.5.weight' of simple_cnn is missing",
            "closest key present: 'features.5.wieght'");
     refuse("cnn_shape.pth", ICS_ERR_FORMAT, "tensor 'features.4.weight' has shape [64, 32, 1, 1]",
@@ -301,11 +394,10 @@ static void test_refusals(void)
 
 /* Truncated and byte-flipped copies of a torch file: an error or a
  * success, never a crash (ASan builds check the memory too). */
-static void test_damaged_files_never_crash(void)
+static void damage(const char *file)
 {
-    if (!torch_ok) CU_FAIL_FATAL("torch fixtures");
     size_t len;
-    char *orig = ics_test_read_file(fx("cnn_f64.pth"), &len);
+    char *orig = ics_test_read_file(fx(file), &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(orig);
     char *buf = malloc(len);
     uint64_t state = 99;
@@ -339,6 +431,14 @@ static void test_damaged_files_never_crash(void)
     CU_ASSERT(failures >= 40); /* every truncation at least is refused */
     free(buf);
     free(orig);
+}
+
+static void test_damaged_files_never_crash(void)
+{
+    if (!torch_ok) CU_FAIL_FATAL("torch fixtures");
+    damage("cnn_f64.pth");
+    /* recipe, QAT structure and quantizer mapping on damaged input */
+    damage("cnn_torchqat.pth");
 }
 
 static void test_key_mapping(void)
@@ -383,6 +483,8 @@ int main(void)
         {"float64 and float16 files, counters", test_simple_cnn_dtypes},
         {"transfer learning: classifier re-initialized", test_transfer_learning},
         {"QAT extras skipped and counted", test_qat_extras},
+        {"a quantization recipe without quantizer state", test_qat_recipe_without_state},
+        {"torch eager QAT: structure, quantizers, logits", test_torch_qat},
         {"refusals name the tensor", test_refusals},
         {"damaged files never crash", test_damaged_files_never_crash},
         {NULL, NULL}};
