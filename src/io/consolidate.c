@@ -112,7 +112,8 @@ ics_status ics_checkpoint_verify(const char *path, ics_verify_report *rep, ics_e
     ics_checkpoint_reader *r = NULL;
     ics_model *model = NULL;
     ics_status st = ics_checkpoint_open(path, &r, err);
-    if (!st) st = ics_checkpoint_create_model(r, &model, err);
+    /* a QAT checkpoint: its recipe's structure and the quantizers too */
+    if (!st) st = ics_checkpoint_load_model(r, &model, err);
     if (!st) st = ics_checkpoint_verify_model_checksum(r, model, err);
     if (!st) {
         rep->tensors = ics_model_num_tensors(model);
@@ -214,7 +215,7 @@ ics_status ics_checkpoint_consolidate(const char *in, const char *out, int strip
     ics_model *model = NULL;
     ics_checkpoint_writer *w = NULL;
     st = ics_checkpoint_open(in, &r, err);
-    if (!st) st = ics_checkpoint_create_model(r, &model, err);
+    if (!st) st = ics_checkpoint_load_model(r, &model, err);
     if (!st) st = ics_checkpoint_begin(out, &w, err);
     if (!st) {
         ics_checkpoint_info info = *ics_checkpoint_get_info(r);
@@ -223,7 +224,7 @@ ics_status ics_checkpoint_consolidate(const char *in, const char *out, int strip
     }
     if (!st) st = ics_checkpoint_put_model(w, model, err);
     if (!st) st = walk_floats(r, "/masks", 1, copy_tensor, w, NULL, err);
-    if (!st) st = walk_floats(r, "/quant", 2, copy_tensor, w, NULL, err);
+    if (!st) st = ics_checkpoint_put_quant(w, model, err);
     if (!st && !strip && ics_checkpoint_is_sharded(r)) {
         /* the parts merged: the /optimizer an unsharded save writes */
         ics_checkpoint_shards *shards = NULL;

@@ -129,6 +129,25 @@ check "icsparse-eval rebuilds the QAT model from the checkpoint's recipe" expect
     --set run.dir="\"$TEST_TMP/evalrun\""
 check "... and gets the run's own test top-1 ($test_top1%)" contains "$out" "top-1 $test_top1"
 
+check "consolidate best_pruned_quantized (QAT structure and quantizers verified)" expect_exit 0 "$out" \
+    icsparse-consolidate --run-dir "$TEST_TMP/one" --pick best_pruned_quantized --strip -o "$TEST_TMP/bpq.h5"
+check "the consolidated file keeps the quantizers" h5diff "$TEST_TMP/one/ckpt/best_pruned_quantized.h5" \
+    "$TEST_TMP/bpq.h5" /quant /quant
+check "eval of the consolidated QAT checkpoint" expect_exit 0 "$out.c" \
+    icsparse-eval -C "$TEST_TMP/bpq.h5" --set data.path="\"$TEST_TMP/fm.h5\"" --set eval.split='"test"' \
+    --set run.dir="\"$TEST_TMP/evalrun\""
+expect_exit 0 "$out.b" icsparse-eval -C "$TEST_TMP/one/ckpt/best_pruned_quantized.h5" \
+    --set data.path="\"$TEST_TMP/fm.h5\"" --set eval.split='"test"' --set run.dir="\"$TEST_TMP/evalrun\""
+check "... the same figures as the checkpoint it came from" \
+    test "$(grep -o 'loss.*' "$out.c")" = "$(grep -o 'loss.*' "$out.b")"
+cp "$TEST_TMP/one/ckpt/last.h5" "$TEST_TMP/broken.h5"
+if "$PYTHON_TORCH" -c 'import h5py' 2>/dev/null; then
+    "$PYTHON_TORCH" -c "import h5py; f = h5py.File('$TEST_TMP/broken.h5', 'r+'); del f['quant/features.4.activation_post_process']"
+    check "a QAT checkpoint missing a quantizer: refused" expect_exit 1 "$out" \
+        icsparse-consolidate -C "$TEST_TMP/broken.h5" --verify-only
+    check "... naming it" contains "$out" '/quant/features.4.activation_post_process/scale missing'
+fi
+
 # Preempted during QAT (epoch ~2.5), resumed: the same weights and quantizers.
 icsparse-train --config "$TEST_TMP/job.cfg" --threads 1 --run-dir "$TEST_TMP/pre" >"$out.pre" 2>&1 &
 pid=$!
