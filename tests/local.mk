@@ -35,3 +35,4 @@ include $(top_srcdir)/tests/data.mk
 include $(top_srcdir)/tests/recipe.mk
 include $(top_srcdir)/tests/formats.mk
 include $(top_srcdir)/tests/export.mk
+include $(top_srcdir)/tests/accuracy.mk
