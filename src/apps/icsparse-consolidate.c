@@ -17,7 +17,9 @@ static const ics_app_option options[] = {
     {"checkpoint", 'C', 1, NULL, "FILE", "RUN/ckpt/<pick>.h5", "checkpoint to verify and merge"},
     {"output", 'o', 1, NULL, "FILE", "RUN/model.h5", "merged checkpoint"},
     {"strip", 0, 0, "consolidate.strip_training_state", NULL, NULL, "drop optimizer and EMA state"},
-    {"pick", 0, 1, NULL, "best|best_pruned|best_pruned_quantized|last", "best", "which checkpoint of the run"},
+    {"pick", 0, 1, NULL, "best|best_pruned|best_pruned_quantized|last", "best_pruned_quantized",
+     "which checkpoint of the run (a missing one falls back to the next: best_pruned_quantized, best_pruned, best, "
+     "last)"},
     {"verify-only", 0, 0, NULL, NULL, "off", "only verify; write nothing"},
     {"from-pth", 0, 1, NULL, "FILE.pth", "none", "convert a PyTorch or SparseZoo checkpoint instead"},
     {"arch", 0, 1, NULL, "ARCH", "the file's arch_key", "architecture of the --from-pth file"},
@@ -79,7 +81,7 @@ static ics_status run(ics_app *app, ics_error *err)
         if (given)
             snprintf(in, sizeof in, "%s", given);
         else
-            st = ics_run_pick_checkpoint(run_dir, pick ? pick : "best", in, sizeof in, err);
+            st = ics_run_pick_checkpoint(run_dir, pick ? pick : "best_pruned_quantized", in, sizeof in, err);
         const char *output = ics_app_option_value(app, "output");
         if (output)
             snprintf(out, sizeof out, "%s", output);

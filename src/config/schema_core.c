@@ -75,7 +75,7 @@ const ics_config_key ics_schema_core[] = {
     {"distill.teacher_arch", ICS_CFG_STRING, "", NO_RANGE, NULL, "teacher architecture (empty: from its checkpoint)"},
 
     /* eval */
-    {"eval.checkpoint", ICS_CFG_STRING, "", NO_RANGE, NULL, "checkpoint to evaluate (empty: RUN/ckpt/best.h5)"},
+    {"eval.checkpoint", ICS_CFG_STRING, "", NO_RANGE, NULL, "checkpoint to evaluate (empty: RUN/model.h5, else RUN/ckpt/best.h5, else last.h5)"},
     {"eval.split", ICS_CFG_STRING, "test", NO_RANGE, "train|val|test", "dataset split to evaluate"},
 
     /* export */

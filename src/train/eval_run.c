@@ -26,13 +26,17 @@ ics_status ics_eval_pick_checkpoint(const ics_config *cfg, char *path, size_t si
         snprintf(path, size, "%s", given);
         return ICS_OK;
     }
+    /* the run's consolidated model (the pipeline's consolidate step),
+     * else its best, else its last checkpoint */
     const char *run = ics_config_string(cfg, "run.dir");
+    snprintf(path, size, "%s/model.h5", run);
+    if (access(path, R_OK) == 0) return ICS_OK;
     snprintf(path, size, "%s/ckpt/best.h5", run);
     if (access(path, R_OK) == 0) return ICS_OK;
     snprintf(path, size, "%s/ckpt/last.h5", run);
     if (access(path, R_OK) == 0) return ICS_OK;
-    return ICS_FAIL(err, ICS_ERR_CONFIG, "no checkpoint to evaluate: eval.checkpoint is empty and %s/ckpt has neither "
-                    "best.h5 nor last.h5", run);
+    return ICS_FAIL(err, ICS_ERR_CONFIG, "no checkpoint to evaluate: eval.checkpoint is empty and %s has no model.h5, "
+                    "ckpt/best.h5 or ckpt/last.h5", run);
 }
 
 ics_status ics_eval_checkpoint(const ics_config *cfg, const char *checkpoint, ics_eval_result *out,

@@ -28,7 +28,7 @@ check "fallback named" contains "$out" 'verified .*/ckpt/best.h5'
 check "--pick last" expect_exit 0 "$out" icsparse-consolidate --run-dir "$run" --pick last --verify-only
 check "--pick of an unknown kind: exit 2" expect_exit 2 "$out" icsparse-consolidate --run-dir "$run" --pick worst
 check "an empty run dir: exit 2" expect_exit 2 "$out" icsparse-consolidate --run-dir "$TEST_TMP/empty"
-check "empty run named" contains "$out" 'empty/ckpt has no best checkpoint'
+check "empty run named" contains "$out" 'empty/ckpt has no best_pruned_quantized checkpoint \(nor a fallback\)'
 
 # damage CASE PYTHON: copies best.h5 to CASE.h5 and edits it with h5py.
 damage() {
