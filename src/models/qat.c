@@ -274,7 +274,9 @@ static ics_status alloc_state(ics_model *m, int num_act, ics_error *err)
         if ((node->kind == ICS_OP_CONV2D || node->kind == ICS_OP_LINEAR) && node->quant_index >= 0) {
             q->weight_offset[node->quant_index] = count;
             q->weight_channels[node->quant_index] = node->out_c;
-            count += (size_t)node->out_c;
+            /* a folded conv's scales are followed by the running variance
+             * its last training forward folded with (conv2d_qat.c) */
+            count += (size_t)node->out_c * (node->fold_bn ? 2 : 1);
         }
     }
     q->state = ics_calloc(count, sizeof *q->state, "QAT state", err);

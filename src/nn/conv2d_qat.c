@@ -13,18 +13,22 @@
  * backward also adds to the BN's gamma gradient:
  *   dL/df_c = sum_k g_ck w_ck - sum_rows dy (y - b) / f,  dgamma += dL/df / std
  * where g = the gradient of wq masked by the straight-through estimator.
+ * Backward must use the forward's f, as torch's autograd does: the BN has
+ * updated running_var in between, so a training forward keeps the variance
+ * it folded with after the weight scales (io->qstate + C).
  */
 #include "nn/layer.h"
 
 #include <math.h>
 #include <string.h>
 
-/* f per channel into ctx->fold (1 without a folded BN). */
-static void fold_factors(const ics_layer_io *io, int C)
+/* f per channel into ctx->fold from the running variance var (1 without a
+ * folded BN). */
+static void fold_factors(const ics_layer_io *io, int C, const float *var)
 {
     float *f = io->qat->fold;
     for (int c = 0; c < C; c++)
-        f[c] = io->bn_gamma ? io->bn_gamma[c] / sqrtf(io->bn_var[c] + io->bn_eps) : 1.0f;
+        f[c] = io->bn_gamma ? io->bn_gamma[c] / sqrtf(var[c] + io->bn_eps) : 1.0f;
 }
 
 /* wq (and the mask when asked) from the current weights; observe refreshes
@@ -49,7 +53,8 @@ void ics_nn_conv2d_qat_forward(const ics_layer_io *io)
     ics_nn_conv2d_desc(io->node, io->in_node[0], io->batch, &d);
     const int C = io->node->out_c;
     const int64_t cols = (int64_t)(d.in_c / d.groups) * d.kernel_h * d.kernel_w;
-    fold_factors(io, C);
+    fold_factors(io, C, io->bn_var);
+    if (io->bn_gamma && io->training) memcpy(io->qstate + C, io->bn_var, (size_t)C * sizeof(float));
     quantize_weight(io, C, cols, io->qat->observers, NULL);
     if (!io->bn_gamma) {
         io->ops->conv2d_forward(&d, io->x[0], io->qat->wbuf, io->param[1], io->y, io->workspace);
@@ -77,7 +82,8 @@ void ics_nn_conv2d_qat_backward(const ics_layer_io *io)
     const int C = io->node->out_c;
     const int64_t cols = (int64_t)(d.in_c / d.groups) * d.kernel_h * d.kernel_w;
     const int64_t rows = (int64_t)io->batch * d.out_h * d.out_w;
-    fold_factors(io, C);
+    const float *var = io->bn_gamma ? io->qstate + C : NULL; /* the forward's running_var */
+    fold_factors(io, C, var);
     float *dy = (float *)io->dy; /* this node's own gradient buffer: read only here */
     float *dfold = ctx->dfold;
     const float *f = ctx->fold, *b = io->param[1];
@@ -114,7 +120,7 @@ void ics_nn_conv2d_qat_backward(const ics_layer_io *io)
         }
         if (io->bn_gamma) {
             dfold[c] += (float)df;
-            io->bn_gamma_grad[c] += dfold[c] / sqrtf(io->bn_var[c] + io->bn_eps);
+            io->bn_gamma_grad[c] += dfold[c] / sqrtf(var[c] + io->bn_eps);
         }
     }
 }
