@@ -12,9 +12,10 @@
 
 #include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const ics_app_option options[] = {
-    {"checkpoint", 'C', 1, NULL, "FILE", "RUN/ckpt/best.h5", "checkpoint to export"},
+    {"checkpoint", 'C', 1, NULL, "FILE", "RUN/model.h5, else RUN/ckpt/best.h5", "checkpoint to export"},
     {"output", 'o', 1, "export.dir", "DIR", NULL,
      "output directory (model.onnx, model.pth or model.pt; empty: RUN/export)"},
     {"format", 'f', 1, NULL, "onnx|torchscript|pth", "onnx", "what to write"},
@@ -22,7 +23,12 @@ static const ics_app_option options[] = {
     {"batch-size", 'b', 1, "export.batch_size", "N", NULL, "static batch size (0: dynamic)"},
     {"dynamic-shape", 0, 0, NULL, NULL, "off (export.dynamic_shape)", "dynamic height and width"},
     {"fold-bn", 0, 1, "export.fold_bn", "BOOL", NULL, "fold BatchNorm into convolutions"},
-    {"one-shot", 0, 1, NULL, "RECIPE", "none", "apply a recipe's pruning first (no training); recipe.args apply"},
+    {"one-shot", 0, 1, NULL, "RECIPE", "none",
+     "apply a recipe's pruning and quantization first (no training); recipe.args apply"},
+    {"calibration-data", 0, 1, NULL, "DATASET.h5", "the configured dataset (data.path)",
+     "one-shot quantization: images its observers calibrate on"},
+    {"calibration-batches", 0, 1, NULL, "N", "the recipe's num_calibration_steps, else 16",
+     "one-shot quantization: batches of 64 images"},
     {"deployment-dir", 0, 1, NULL, "DIR", "none", "write DIR/deployment/{model.onnx,config.json}"},
     {"sparsezoo-dir", 0, 1, NULL, "DIR", "none", "write a SparseZoo-style model directory"},
     {"samples", 0, 1, NULL, "N", "4", "SparseZoo sample inputs/outputs (.npz) to write (0: none)"},
@@ -77,10 +83,13 @@ static ics_status run(ics_app *app, ics_error *err)
     const char *run_dir = ics_config_string(cfg, "run.dir");
     char checkpoint[4096], output[4096];
     const char *given = ics_app_option_value(app, "checkpoint");
-    if (given)
+    if (given) {
         snprintf(checkpoint, sizeof checkpoint, "%s", given);
-    else
-        snprintf(checkpoint, sizeof checkpoint, "%s/ckpt/best.h5", run_dir);
+    } else {
+        /* the run's consolidated model (the pipeline's consolidate step) */
+        snprintf(checkpoint, sizeof checkpoint, "%s/model.h5", run_dir);
+        if (access(checkpoint, R_OK) != 0) snprintf(checkpoint, sizeof checkpoint, "%s/ckpt/best.h5", run_dir);
+    }
     const char *dir = ics_config_string(cfg, "export.dir");
     if (dir[0])
         snprintf(output, sizeof output, "%s", dir);
@@ -97,7 +106,30 @@ static ics_status run(ics_app *app, ics_error *err)
         snprintf(sparse, sizeof sparse, "%s/model-one-shot.h5", output);
         const char *args = ics_config_string(cfg, "recipe.args");
         double sparsity = 0;
-        st = ics_oneshot_checkpoint(checkpoint, oneshot, args[0] ? args : NULL, sparse, &sparsity, err);
+        /* calibration images for a recipe that quantizes: --calibration-data,
+         * else the configured dataset's train split */
+        ics_oneshot_calibration cal = {NULL, "train", 0, 64};
+        char cal_dataset[4096] = "";
+        const char *cal_given = ics_app_option_value(app, "calibration-data");
+        if (cal_given)
+            snprintf(cal_dataset, sizeof cal_dataset, "%s", cal_given);
+        else if (ics_config_string(cfg, "data.path")[0])
+            snprintf(cal_dataset, sizeof cal_dataset, "%s", ics_config_string(cfg, "data.path"));
+        else
+            snprintf(cal_dataset, sizeof cal_dataset, "%s/%s.h5", ics_config_string(cfg, "data.dir"),
+                     ics_config_string(cfg, "data.dataset"));
+        if (cal_given || access(cal_dataset, R_OK) == 0) cal.dataset = cal_dataset;
+        const char *nb = ics_app_option_value(app, "calibration-batches");
+        if (nb) {
+            char *end = NULL;
+            errno = 0;
+            long n = strtol(nb, &end, 10);
+            if (errno || end == nb || *end || n < 1 || n > 1000000)
+                return ICS_FAIL(err, ICS_ERR_CONFIG, "--calibration-batches: '%s' is not a count >= 1", nb);
+            cal.batches = (int)n;
+        }
+        st = ics_oneshot_checkpoint_calibrated(checkpoint, oneshot, args[0] ? args : NULL, &cal, sparse,
+                                               &sparsity, err);
         if (st != ICS_OK) return st;
         fprintf(stderr, "icsparse-export: one-shot %s: sparsity %.2f%% -> %s\n", oneshot, 100 * sparsity, sparse);
         snprintf(checkpoint, sizeof checkpoint, "%s", sparse);
