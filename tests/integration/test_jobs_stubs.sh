@@ -128,11 +128,15 @@ real_outputs() {
         case $label in
             convert) [ -s "$data/fashion-mnist.h5" ] ;;
             shard) [ -s "$data/fashion-mnist-shards/manifest.json" ] ;;
-            train-s*) [ -s "$run/ckpt/last.h5" ] && [ -s "$run/metrics.jsonl" ] ;;
+            train-s0) [ -s "$run/ckpt/last.h5" ] && [ -s "$run/metrics.jsonl" ] ;;
+            # the default pipeline's stage 1 quantizes: QAT checkpoints
+            train-s1) [ -s "$run/ckpt/best_pruned_quantized.h5" ] &&
+                h5dump -a /qat_active "$run/ckpt/last.h5" | grep -q '(0): 1' ;;
             compose-s1) grep -q '^stage_1:' "$run/recipes/stage-1.yaml" ;;
             consolidate) [ -s "$run/model.h5" ] ;;
             eval) [ -s "$run/results.json" ] ;;
-            export) [ -n "$(ls -A "$run/export" 2>/dev/null)" ] ;;
+            # int8: the pruned, quantized model as QDQ ONNX
+            export) [ -s "$run/export/model.onnx" ] && grep -q QuantizeLinear "$run/export/model.onnx" ;;
         esac || { echo "  step $label finished but its output is missing" >&2; return 1; }
     done
 }

@@ -299,10 +299,10 @@ CFG
 }
 check "jobs/submit-sweep: a requeued task resumes its point" test_sweep_requeue
 
-# The real executables: each job completes, or the first that does not
-# fails with a plain line naming its step and every later one is cancelled.
+# The real executables: every job of the default pipeline completes (prune,
+# compose, QAT, consolidate, eval, int8 export) and leaves its output.
 test_jobs_real() {
-    local run=$T/run-real label state first="" log id
+    local run=$T/run-real label state id
     # Leak checking is off for this run only: in a sanitizer build the MPI
     # executables report allocations of dlopen'ed plugins (CUDA runtime,
     # Open MPI components) as "<unknown module>", which no suppression can
@@ -314,20 +314,13 @@ test_jobs_real() {
     wait_chain "$run" >"$T/states-real.txt"
     sed 's/^/  | /' "$T/states-real.txt"
     while read -r label state; do
-        if [ -z "$first" ]; then
-            [ "$state" = COMPLETED ] && continue
-            first=$label
-            id=$(awk -v l="$label" '$1 == l { print $2 }' "$run/jobs.txt")
-            log=$run/logs/$label-$id.out
-            [ "$state" = FAILED ] || return 1
-            grep -qE "step [a-z]+: icsparse-[a-z]+ (is not implemented yet; stopping here|not found)" "$log" ||
-                { sed 's/^/  | /' "$log" >&2; return 1; }
-        else
-            [ "$state" = CANCELLED ] || return 1
-        fi
+        [ "$state" = COMPLETED ] && continue
+        id=$(awk -v l="$label" '$1 == l { print $2 }' "$run/jobs.txt")
+        sed 's/^/  | /' "$run/logs/$label-$id.out" >&2
+        return 1
     done <"$T/states-real.txt"
-    real_outputs "$run" "$T/data" "$T/states-real.txt"
+    [ "$(wc -l <"$T/states-real.txt")" = 8 ] && real_outputs "$run" "$T/data" "$T/states-real.txt"
 }
-check "jobs: the real executables run or stop plainly" test_jobs_real
+check "jobs: the real executables run the whole chain (prune, QAT, int8 export)" test_jobs_real
 
 finish
