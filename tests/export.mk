@@ -31,3 +31,12 @@ check_PROGRAMS += tests/unit/test_export_ts
 tests_unit_test_export_ts_SOURCES = tests/unit/test_export_ts.c $(EXPORT_TEST_CKPT)
 tests_unit_test_export_ts_LDADD = $(ICS_TEST_LIBS)
 TESTS += tests/unit/test_export_ts
+
+# int8 QDQ ONNX of QAT models: the layout and the refusals without Python,
+# and every architecture against onnx.checker, onnxruntime (as written and
+# optimized to QLinearConv) and icsparse-eval.
+check_PROGRAMS += tests/unit/test_export_qdq
+tests_unit_test_export_qdq_SOURCES = tests/unit/test_export_qdq.c $(EXPORT_TEST_CKPT)
+tests_unit_test_export_qdq_LDADD = $(ICS_TEST_LIBS)
+TESTS += tests/unit/test_export_qdq
+dist_noinst_DATA += tests/torchref/export_qdq_check.py

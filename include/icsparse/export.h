@@ -11,6 +11,15 @@
  * the model allows any input size (adaptive pooling to 1x1 before the
  * classifier). Opsets 13..17 (ir_version 7 for 13/14, 8 for 15..17).
  *
+ * ONNX int8 QDQ: a model with fake quantization (QAT, icsparse/qat.h) is
+ * written with its quantizers explicit, the form onnxruntime runs as
+ * QLinearConv / QGemm: QuantizeLinear -> DequantizeLinear for every
+ * fake-quant node (uint8, per tensor), and for every quantized conv or
+ * linear its BN-folded weight as an int8 initializer ("<key>_quantized",
+ * per-channel scales, zero points 0) and its bias as int32 at input scale
+ * x weight scale, each through DequantizeLinear (axis 0). fold_bn must be
+ * set. docs/EXPORT.md has the layout.
+ *
  * .pth: the state_dict as torch.save writes it (an OrderedDict of tensors,
  * num_batches_tracked int64), loadable with torch.load(weights_only=True)
  * and load_state_dict(strict=True) into the torchvision module.
@@ -76,7 +85,9 @@ ics_status ics_export_format_parse(const char *name, ics_export_format *out, ics
 /* Serializes the model as an ONNX ModelProto into a malloc'd buffer
  * (*bytes, *len; the caller frees). Errors: opset out of range, a node
  * that has no ONNX form (named), --dynamic-shape on a model whose
- * classifier needs a fixed input size, out of memory. */
+ * classifier needs a fixed input size; for a QAT model fold_bn unset,
+ * quantizers wider than 8 bits, a bias beyond int32 (named); out of
+ * memory. */
 ics_status ics_export_onnx_bytes(ics_model *model, const ics_export_options *opts, uint8_t **bytes,
                                  size_t *len, ics_error *err);
 
@@ -121,8 +132,11 @@ ics_status ics_export_sparsezoo_dir(ics_model *model, const struct ics_checkpoin
  * writes `format` into output_dir (model.onnx, model.pth or model.pt, created with
  * its parents if missing), the deployment directory into deployment_dir
  * and the SparseZoo directory into sparsezoo_dir when not NULL. A checkpoint with fake quantization
- * (QAT) is refused until int8 export exists. The path written is copied
- * into written (may be NULL). */
+ * (QAT) is built with its recipe's QAT structure and quantizer state
+ * (ics_checkpoint_load_model) and exported as int8 QDQ ONNX; asked for
+ * the fp32-only .pth or a SparseZoo directory (whose training/model.pth is
+ * fp32) it is refused (ICS_ERR_CONFIG), and so is TorchScript. The path
+ * written is copied into written (may be NULL). */
 ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format format,
                                  const ics_export_options *opts, const char *output_dir,
                                  const char *deployment_dir, const char *sparsezoo_dir,

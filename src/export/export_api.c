@@ -165,17 +165,24 @@ ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format forma
                         "fp32 only (int8 TorchScript is not implemented)",
                         checkpoint);
     }
-    if (ics_checkpoint_get_info(r)->qat_active) {
+    /* A QAT checkpoint exports as int8 QDQ ONNX (and its deployment
+     * directory); the .pth and the SparseZoo directory's training/model.pth
+     * are the fp32 torchvision state_dict, which would drop the quantizers
+     * without a word. */
+    if (ics_checkpoint_get_info(r)->qat_active && (format == ICS_EXPORT_PTH || sparsezoo_dir)) {
         ics_checkpoint_close(r);
-        return ICS_FAIL(err, ICS_ERR_NOT_IMPLEMENTED,
-                        "%s: the checkpoint has fake quantization (QAT); int8 QDQ export is not "
-                        "implemented yet",
-                        checkpoint);
+        return ICS_FAIL(err, ICS_ERR_CONFIG,
+                        "%s: the checkpoint has fake quantization (QAT); %s fp32 only (export it "
+                        "as ONNX, which writes the int8 QDQ model)",
+                        checkpoint,
+                        format == ICS_EXPORT_PTH
+                            ? "the .pth is the torchvision state_dict,"
+                            : "a SparseZoo directory holds the torchvision training/model.pth,");
     }
     ics_checkpoint_info info = *ics_checkpoint_get_info(r);
     char *recipe = NULL;
     ics_model *model = NULL;
-    st = ics_checkpoint_create_model(r, &model, err);
+    st = ics_checkpoint_load_model(r, &model, err); /* the QAT structure and state too */
     if (st == ICS_OK && sparsezoo_dir) st = ics_checkpoint_get_text(r, "recipe", &recipe, err);
     ics_checkpoint_close(r);
     if (st != ICS_OK) {

@@ -12,6 +12,10 @@
  * set: every scalar below sets it, or the field would silently vanish and
  * the checker would reject the model. All messages live in one arena freed
  * at the end, so no error path leaks.
+ *
+ * A QAT model (fake quantization) is written as an int8 QDQ graph by
+ * export_onnx_qdq.c over the same builder and walk
+ * (export_onnx_internal.h); this file decides which path a node takes.
  */
 #include "ics_build_config.h"
 
@@ -21,16 +25,12 @@
 #include <string.h>
 
 #include <icsparse/export.h>
+#include <icsparse/qat.h>
 
 #include "core/alloc.h"
-#include "export/onnx.pb-c.h"
+#include "export/export_onnx_internal.h"
 
 /* ---- arena -------------------------------------------------------------- */
-
-typedef struct onnx_arena {
-    void **blocks;
-    size_t len, cap;
-} onnx_arena;
 
 /* Zeroed memory owned by the arena; NULL with err set on failure. */
 static void *arena_alloc(onnx_arena *a, size_t bytes, ics_error *err)
@@ -55,6 +55,11 @@ static char *arena_strdup(onnx_arena *a, const char *s, ics_error *err)
     return p;
 }
 
+void *ics_onnx_alloc(onnx_builder *b, size_t bytes)
+{
+    return arena_alloc(&b->arena, bytes, b->err);
+}
+
 static void arena_free(onnx_arena *a)
 {
     for (size_t i = 0; i < a->len; i++)
@@ -65,18 +70,6 @@ static void arena_free(onnx_arena *a)
 }
 
 /* ---- builder ------------------------------------------------------------ */
-
-typedef struct onnx_builder {
-    onnx_arena arena;
-    ics_model *model;
-    const ics_export_options *opts;
-    ics_error *err;
-    Onnx__NodeProto **nodes;
-    size_t n_nodes, cap_nodes;
-    Onnx__TensorProto **inits;
-    size_t n_inits, cap_inits;
-    int have_clip_bounds; /* the shared ReLU6 bounds initializers exist */
-} onnx_builder;
 
 static Onnx__AttributeProto *attr_new(onnx_builder *b, const char *name,
                                       Onnx__AttributeProto__AttributeType type)
@@ -91,7 +84,7 @@ static Onnx__AttributeProto *attr_new(onnx_builder *b, const char *name,
     return a;
 }
 
-static Onnx__AttributeProto *attr_int(onnx_builder *b, const char *name, int64_t v)
+Onnx__AttributeProto *ics_onnx_attr_int(onnx_builder *b, const char *name, int64_t v)
 {
     Onnx__AttributeProto *a = attr_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
     if (!a) return NULL;
@@ -100,7 +93,7 @@ static Onnx__AttributeProto *attr_int(onnx_builder *b, const char *name, int64_t
     return a;
 }
 
-static Onnx__AttributeProto *attr_float(onnx_builder *b, const char *name, float v)
+Onnx__AttributeProto *ics_onnx_attr_float(onnx_builder *b, const char *name, float v)
 {
     Onnx__AttributeProto *a = attr_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
     if (!a) return NULL;
@@ -110,8 +103,8 @@ static Onnx__AttributeProto *attr_float(onnx_builder *b, const char *name, float
 }
 
 /* A 2-D attribute list (h, w) or a 4-entry pads list (t, l, b, r). */
-static Onnx__AttributeProto *attr_ints(onnx_builder *b, const char *name, const int64_t *v,
-                                       size_t n)
+Onnx__AttributeProto *ics_onnx_attr_ints(onnx_builder *b, const char *name, const int64_t *v,
+                                         size_t n)
 {
     Onnx__AttributeProto *a = attr_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
     if (!a) return NULL;
@@ -124,12 +117,14 @@ static Onnx__AttributeProto *attr_ints(onnx_builder *b, const char *name, const 
 
 /* Appends a node; attrs may hold NULLs only when an allocation failed, in
  * which case the node is refused (err already says why). */
-static ics_status add_node(onnx_builder *b, const char *op_type, const char *name,
-                           const char *const *inputs, size_t n_inputs, const char *output,
-                           Onnx__AttributeProto **attrs, size_t n_attrs)
+ics_status ics_onnx_add_node(onnx_builder *b, const char *op_type, const char *name,
+                             const char *const *inputs, size_t n_inputs, const char *output,
+                             Onnx__AttributeProto **attrs, size_t n_attrs)
 {
     for (size_t i = 0; i < n_attrs; i++)
         if (!attrs[i]) return b->err ? b->err->status : ICS_ERR_NOMEM;
+    if (b->n_nodes == b->cap_nodes)
+        return ICS_FAIL(b->err, ICS_ERR_RUNTIME, "ONNX export: more than %zu nodes", b->cap_nodes);
     Onnx__NodeProto *n = arena_alloc(&b->arena, sizeof *n, b->err);
     if (!n) return ICS_ERR_NOMEM;
     onnx__node_proto__init(n);
@@ -153,15 +148,23 @@ static ics_status add_node(onnx_builder *b, const char *op_type, const char *nam
     return ICS_OK;
 }
 
-/* A float initializer: raw_data little-endian as the format requires
- * (written byte by byte so a big-endian host would be right too). A 0-dim
- * tensor (ndim 0) has no dims. */
-static ics_status add_init_f32(onnx_builder *b, const char *name, int ndim, const int64_t *dims,
-                               const float *data)
+/* Promise (export_onnx_internal.h): an initializer with raw_data
+ * little-endian as the format requires (written byte by byte so a
+ * big-endian host would be right too). A 0-dim tensor (ndim 0) has no
+ * dims. */
+ics_status ics_onnx_add_init(onnx_builder *b, const char *name, int data_type, int ndim,
+                             const int64_t *dims, const void *data)
 {
     size_t numel = 1;
     for (int d = 0; d < ndim; d++)
         numel *= (size_t)dims[d];
+    size_t elem = data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 ||
+                          data_type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8
+                      ? 1
+                      : 4; /* FLOAT, INT32 */
+    if (b->n_inits == b->cap_inits)
+        return ICS_FAIL(b->err, ICS_ERR_RUNTIME, "ONNX export: more than %zu initializers",
+                        b->cap_inits);
     Onnx__TensorProto *t = arena_alloc(&b->arena, sizeof *t, b->err);
     if (!t) return ICS_ERR_NOMEM;
     onnx__tensor_proto__init(t);
@@ -174,22 +177,33 @@ static ics_status add_init_f32(onnx_builder *b, const char *name, int ndim, cons
     }
     t->n_dims = (size_t)ndim;
     t->has_data_type = 1;
-    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-    uint8_t *raw = arena_alloc(&b->arena, numel * 4, b->err);
+    t->data_type = data_type;
+    uint8_t *raw = arena_alloc(&b->arena, numel * elem, b->err);
     if (!raw) return ICS_ERR_NOMEM;
-    for (size_t i = 0; i < numel; i++) {
-        uint32_t u;
-        memcpy(&u, &data[i], 4);
-        raw[4 * i] = (uint8_t)u;
-        raw[4 * i + 1] = (uint8_t)(u >> 8);
-        raw[4 * i + 2] = (uint8_t)(u >> 16);
-        raw[4 * i + 3] = (uint8_t)(u >> 24);
+    if (elem == 1) {
+        memcpy(raw, data, numel);
+    } else {
+        const uint8_t *src = data;
+        for (size_t i = 0; i < numel; i++) {
+            uint32_t u;
+            memcpy(&u, src + 4 * i, 4);
+            raw[4 * i] = (uint8_t)u;
+            raw[4 * i + 1] = (uint8_t)(u >> 8);
+            raw[4 * i + 2] = (uint8_t)(u >> 16);
+            raw[4 * i + 3] = (uint8_t)(u >> 24);
+        }
     }
     t->has_raw_data = 1;
-    t->raw_data.len = numel * 4;
+    t->raw_data.len = numel * elem;
     t->raw_data.data = raw;
     b->inits[b->n_inits++] = t;
     return ICS_OK;
+}
+
+static ics_status add_init_f32(onnx_builder *b, const char *name, int ndim, const int64_t *dims,
+                               const float *data)
+{
+    return ics_onnx_add_init(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, ndim, dims, data);
 }
 
 /* Adds a model tensor as an initializer under its state_dict name. */
@@ -201,13 +215,7 @@ static ics_status add_model_tensor(onnx_builder *b, int index)
 
 /* ---- the graph walk ----------------------------------------------------- */
 
-/* The tensors of one conv, linear or batchnorm node, by role. */
-typedef struct node_tensors {
-    int weight, bias;           /* conv, linear; -1 when absent */
-    int gamma, beta, mean, var; /* batchnorm */
-} node_tensors;
-
-static node_tensors find_tensors(ics_model *model, const ics_node *n)
+node_tensors ics_onnx_find_tensors(ics_model *model, const ics_node *n)
 {
     node_tensors t = {-1, -1, -1, -1, -1, -1};
     for (int i = n->first_tensor; i < n->first_tensor + n->num_tensors; i++) {
@@ -239,16 +247,6 @@ static node_tensors find_tensors(ics_model *model, const ics_node *n)
     return t;
 }
 
-/* Per icsparse node: which node's ONNX value carries its output (dropout
- * and a folded BatchNorm pass their input's value through), the value's
- * name, and whether its spatial size is independent of the input size. */
-typedef struct walk_state {
-    int *alias;
-    int *fold_into; /* conv node index: its BN folded into it (or -1) */
-    int *fixed_size;
-    char (*value)[ICS_NAME_MAX + 16];
-} walk_state;
-
 /* Number of nodes that read node i. */
 static int count_readers(ics_model *model, int i)
 {
@@ -269,8 +267,8 @@ static int count_readers(ics_model *model, int i)
 static ics_status add_folded_conv(onnx_builder *b, const ics_node *conv, const ics_node *bn,
                                   char *bias_name, size_t bias_name_size)
 {
-    node_tensors ct = find_tensors(b->model, conv);
-    node_tensors bt = find_tensors(b->model, bn);
+    node_tensors ct = ics_onnx_find_tensors(b->model, conv);
+    node_tensors bt = ics_onnx_find_tensors(b->model, bn);
     /* The model library gives every conv a weight and every BatchNorm its
      * four tensors (model.h), so all roles are found. */
     const ics_tensor_info *wi = ics_model_tensor(b->model, ct.weight);
@@ -340,17 +338,32 @@ static ics_status add_adaptive_matmul(onnx_builder *b, const ics_node *n, int in
         st = add_init_f32(b, rows, 2, dh, ah);
         if (st == ICS_OK) st = add_init_f32(b, cols, 2, dw, awt);
         const char *in1[2] = {in, cols}, *in2[2] = {rows, mid};
-        if (st == ICS_OK) st = add_node(b, "MatMul", mid, in1, 2, mid, NULL, 0);
-        if (st == ICS_OK) st = add_node(b, "MatMul", base, in2, 2, out, NULL, 0);
+        if (st == ICS_OK) st = ics_onnx_add_node(b, "MatMul", mid, in1, 2, mid, NULL, 0);
+        if (st == ICS_OK) st = ics_onnx_add_node(b, "MatMul", base, in2, 2, out, NULL, 0);
     }
     free(ah);
     free(awt);
     return st;
 }
 
+/* Promise (export_onnx_internal.h): torch's Conv2d as an ONNX Conv. */
+ics_status ics_onnx_add_conv(onnx_builder *b, const ics_node *n, const char *name, const char *in,
+                             const char *weight, const char *bias, const char *out)
+{
+    int64_t kernel[2] = {n->kernel_h, n->kernel_w}, strides[2] = {n->stride_h, n->stride_w};
+    int64_t pads[4] = {n->pad_h, n->pad_w, n->pad_h, n->pad_w}; /* t, l, b, r */
+    int64_t ones[2] = {1, 1};
+    const char *inputs[3] = {in, weight, bias ? bias : ""};
+    Onnx__AttributeProto *attrs[5] = {
+        ics_onnx_attr_ints(b, "dilations", ones, 2), ics_onnx_attr_int(b, "group", n->groups),
+        ics_onnx_attr_ints(b, "kernel_shape", kernel, 2), ics_onnx_attr_ints(b, "pads", pads, 4),
+        ics_onnx_attr_ints(b, "strides", strides, 2)};
+    return ics_onnx_add_node(b, "Conv", name, inputs, bias ? 3 : 2, out, attrs, 5);
+}
+
 /* The ONNX node(s) of icsparse node i, reading the values of its inputs
  * and producing ws->value[i]. */
-static ics_status emit_node(onnx_builder *b, walk_state *ws, int i)
+ics_status ics_onnx_emit_fp32(onnx_builder *b, walk_state *ws, int i)
 {
     ics_model *model = b->model;
     const ics_node *n = ics_model_node(model, i);
@@ -359,10 +372,9 @@ static ics_status emit_node(onnx_builder *b, walk_state *ws, int i)
     const char *name = n->name[0] ? n->name : out;
     int64_t kernel[2] = {n->kernel_h, n->kernel_w}, strides[2] = {n->stride_h, n->stride_w};
     int64_t pads[4] = {n->pad_h, n->pad_w, n->pad_h, n->pad_w}; /* t, l, b, r */
-    int64_t ones[2] = {1, 1};
     switch (n->kind) {
     case ICS_OP_CONV2D: {
-        node_tensors t = find_tensors(model, n);
+        node_tensors t = ics_onnx_find_tensors(model, n);
         char bias_name[ICS_NAME_MAX + 32] = "";
         ics_status st;
         if (ws->fold_into[i] >= 0) {
@@ -376,15 +388,11 @@ static ics_status emit_node(onnx_builder *b, walk_state *ws, int i)
             }
         }
         if (st != ICS_OK) return st;
-        const char *inputs[3] = {in0, ics_model_tensor(model, t.weight)->name, bias_name};
-        Onnx__AttributeProto *attrs[5] = {
-            attr_ints(b, "dilations", ones, 2), attr_int(b, "group", n->groups),
-            attr_ints(b, "kernel_shape", kernel, 2), attr_ints(b, "pads", pads, 4),
-            attr_ints(b, "strides", strides, 2)};
-        return add_node(b, "Conv", name, inputs, bias_name[0] ? 3 : 2, out, attrs, 5);
+        return ics_onnx_add_conv(b, n, name, in0, ics_model_tensor(model, t.weight)->name,
+                                 bias_name[0] ? bias_name : NULL, out);
     }
     case ICS_OP_BATCHNORM2D: {
-        node_tensors t = find_tensors(model, n);
+        node_tensors t = ics_onnx_find_tensors(model, n);
         const int roles[4] = {t.gamma, t.beta, t.mean, t.var};
         const char *inputs[5] = {in0};
         for (int k = 0; k < 4; k++) {
@@ -393,12 +401,12 @@ static ics_status emit_node(onnx_builder *b, walk_state *ws, int i)
             inputs[k + 1] = ics_model_tensor(model, roles[k])->name;
         }
         /* momentum is training-only; ONNX's is 1 - torch's. */
-        Onnx__AttributeProto *attrs[2] = {attr_float(b, "epsilon", n->eps),
-                                          attr_float(b, "momentum", 1.0f - n->momentum)};
-        return add_node(b, "BatchNormalization", name, inputs, 5, out, attrs, 2);
+        Onnx__AttributeProto *attrs[2] = {ics_onnx_attr_float(b, "epsilon", n->eps),
+                                          ics_onnx_attr_float(b, "momentum", 1.0f - n->momentum)};
+        return ics_onnx_add_node(b, "BatchNormalization", name, inputs, 5, out, attrs, 2);
     }
     case ICS_OP_RELU:
-        return add_node(b, "Relu", name, &in0, 1, out, NULL, 0);
+        return ics_onnx_add_node(b, "Relu", name, &in0, 1, out, NULL, 0);
     case ICS_OP_RELU6: {
         /* Clip takes min and max as inputs since opset 11. */
         if (!b->have_clip_bounds) {
@@ -409,27 +417,28 @@ static ics_status emit_node(onnx_builder *b, walk_state *ws, int i)
             b->have_clip_bounds = 1;
         }
         const char *inputs[3] = {in0, "relu6.min", "relu6.max"};
-        return add_node(b, "Clip", name, inputs, 3, out, NULL, 0);
+        return ics_onnx_add_node(b, "Clip", name, inputs, 3, out, NULL, 0);
     }
     case ICS_OP_MAXPOOL2D: {
-        Onnx__AttributeProto *attrs[4] = {
-            attr_int(b, "ceil_mode", n->ceil_mode), attr_ints(b, "kernel_shape", kernel, 2),
-            attr_ints(b, "pads", pads, 4), attr_ints(b, "strides", strides, 2)};
-        return add_node(b, "MaxPool", name, &in0, 1, out, attrs, 4);
+        Onnx__AttributeProto *attrs[4] = {ics_onnx_attr_int(b, "ceil_mode", n->ceil_mode),
+                                          ics_onnx_attr_ints(b, "kernel_shape", kernel, 2),
+                                          ics_onnx_attr_ints(b, "pads", pads, 4),
+                                          ics_onnx_attr_ints(b, "strides", strides, 2)};
+        return ics_onnx_add_node(b, "MaxPool", name, &in0, 1, out, attrs, 4);
     }
     case ICS_OP_AVGPOOL2D: {
-        Onnx__AttributeProto *attrs[5] = {attr_int(b, "ceil_mode", n->ceil_mode),
-                                          attr_int(b, "count_include_pad", n->count_include_pad),
-                                          attr_ints(b, "kernel_shape", kernel, 2),
-                                          attr_ints(b, "pads", pads, 4),
-                                          attr_ints(b, "strides", strides, 2)};
-        return add_node(b, "AveragePool", name, &in0, 1, out, attrs, 5);
+        Onnx__AttributeProto *attrs[5] = {
+            ics_onnx_attr_int(b, "ceil_mode", n->ceil_mode),
+            ics_onnx_attr_int(b, "count_include_pad", n->count_include_pad),
+            ics_onnx_attr_ints(b, "kernel_shape", kernel, 2),
+            ics_onnx_attr_ints(b, "pads", pads, 4), ics_onnx_attr_ints(b, "strides", strides, 2)};
+        return ics_onnx_add_node(b, "AveragePool", name, &in0, 1, out, attrs, 5);
     }
     case ICS_OP_ADAPTIVE_AVGPOOL2D: {
         const ics_node *src = ics_model_node(model, n->inputs[0]);
         int ih = src->out_h, iw = src->out_w;
         if (n->out_h == 1 && n->out_w == 1)
-            return add_node(b, "GlobalAveragePool", name, &in0, 1, out, NULL, 0);
+            return ics_onnx_add_node(b, "GlobalAveragePool", name, &in0, 1, out, NULL, 0);
         if (!ws->fixed_size[n->inputs[0]])
             return ICS_FAIL(
                 b->err, ICS_ERR_INVALID,
@@ -440,35 +449,35 @@ static ics_status emit_node(onnx_builder *b, walk_state *ws, int i)
             /* Equal windows: adaptive pooling is plain average pooling. */
             int64_t k[2] = {ih / n->out_h, iw / n->out_w};
             int64_t zero[4] = {0, 0, 0, 0};
-            Onnx__AttributeProto *attrs[3] = {attr_ints(b, "kernel_shape", k, 2),
-                                              attr_ints(b, "pads", zero, 4),
-                                              attr_ints(b, "strides", k, 2)};
-            return add_node(b, "AveragePool", name, &in0, 1, out, attrs, 3);
+            Onnx__AttributeProto *attrs[3] = {ics_onnx_attr_ints(b, "kernel_shape", k, 2),
+                                              ics_onnx_attr_ints(b, "pads", zero, 4),
+                                              ics_onnx_attr_ints(b, "strides", k, 2)};
+            return ics_onnx_add_node(b, "AveragePool", name, &in0, 1, out, attrs, 3);
         }
         return add_adaptive_matmul(b, n, i, in0, out, ih, iw);
     }
     case ICS_OP_ADD: {
         const char *inputs[2] = {in0, ws->value[ws->alias[n->inputs[1]]]};
-        return add_node(b, "Add", name, inputs, 2, out, NULL, 0);
+        return ics_onnx_add_node(b, "Add", name, inputs, 2, out, NULL, 0);
     }
     case ICS_OP_FLATTEN: {
-        Onnx__AttributeProto *attrs[1] = {attr_int(b, "axis", 1)};
-        return add_node(b, "Flatten", name, &in0, 1, out, attrs, 1);
+        Onnx__AttributeProto *attrs[1] = {ics_onnx_attr_int(b, "axis", 1)};
+        return ics_onnx_add_node(b, "Flatten", name, &in0, 1, out, attrs, 1);
     }
     case ICS_OP_LINEAR: {
         /* torch's Linear: y = x W^T + b, i.e. Gemm with transB = 1. */
-        node_tensors t = find_tensors(model, n);
+        node_tensors t = ics_onnx_find_tensors(model, n);
         ics_status st = add_model_tensor(b, t.weight);
         if (st == ICS_OK && t.bias >= 0) st = add_model_tensor(b, t.bias);
         if (st != ICS_OK) return st;
         const char *inputs[3] = {in0, ics_model_tensor(model, t.weight)->name,
                                  t.bias >= 0 ? ics_model_tensor(model, t.bias)->name : ""};
-        Onnx__AttributeProto *attrs[1] = {attr_int(b, "transB", 1)};
-        return add_node(b, "Gemm", name, inputs, t.bias >= 0 ? 3 : 2, out, attrs, 1);
+        Onnx__AttributeProto *attrs[1] = {ics_onnx_attr_int(b, "transB", 1)};
+        return ics_onnx_add_node(b, "Gemm", name, inputs, t.bias >= 0 ? 3 : 2, out, attrs, 1);
     }
     case ICS_OP_INPUT:
     case ICS_OP_DROPOUT:
-    case ICS_OP_FAKE_QUANT: /* refused before (QAT models export through the QDQ path) */
+    case ICS_OP_FAKE_QUANT: /* QAT models export through ics_onnx_qdq_emit */
     case ICS_OP_COUNT:
         break;
     }
@@ -481,12 +490,20 @@ static ics_status plan_walk(onnx_builder *b, walk_state *ws, int *final_node)
 {
     ics_model *model = b->model;
     int count = ics_model_num_nodes(model);
+    int qat = ics_model_qat_active(model);
     for (int i = 0; i < count; i++) {
         const ics_node *n = ics_model_node(model, i);
         ws->alias[i] = i;
         ws->fold_into[i] = -1;
         int in = n->num_inputs > 0 ? n->inputs[0] : -1;
         ws->fixed_size[i] = in >= 0 ? ws->fixed_size[in] : !b->opts->dynamic_shape;
+        /* A value stays on its fake-quant node's grid through the nodes that
+         * only move or select values (max pool, flatten, dropout). */
+        ws->qsource[i] = n->kind == ICS_OP_FAKE_QUANT ? i
+                         : (n->kind == ICS_OP_MAXPOOL2D || n->kind == ICS_OP_FLATTEN ||
+                            n->kind == ICS_OP_DROPOUT)
+                             ? ws->qsource[in]
+                             : -1;
         if (n->name[0])
             snprintf(ws->value[i], sizeof ws->value[i], "%s", n->name);
         else
@@ -500,7 +517,7 @@ static ics_status plan_walk(onnx_builder *b, walk_state *ws, int *final_node)
             break;
         case ICS_OP_BATCHNORM2D:
             if (b->opts->fold_bn && ics_model_node(model, in)->kind == ICS_OP_CONV2D &&
-                count_readers(model, in) == 1) {
+                count_readers(model, in) == 1 && !(qat && ics_onnx_qdq_keeps_bn(model, in))) {
                 ws->fold_into[in] = i;
                 ws->alias[i] = ws->alias[in];
             }
@@ -584,20 +601,25 @@ static ics_status build_model(onnx_builder *b, Onnx__ModelProto **out)
     ws.alias = arena_alloc(&b->arena, (size_t)count * sizeof *ws.alias, b->err);
     ws.fold_into = arena_alloc(&b->arena, (size_t)count * sizeof *ws.fold_into, b->err);
     ws.fixed_size = arena_alloc(&b->arena, (size_t)count * sizeof *ws.fixed_size, b->err);
+    ws.qsource = arena_alloc(&b->arena, (size_t)count * sizeof *ws.qsource, b->err);
     ws.value = arena_alloc(&b->arena, (size_t)count * sizeof *ws.value, b->err);
     /* Each icsparse node gives at most two ONNX nodes (adaptive pooling as
      * two MatMuls) and at most two extra initializers (pool matrices, the
-     * ReLU6 bounds). */
+     * ReLU6 bounds); the QDQ graph of a QAT model says what it needs. */
+    int qat = ics_model_qat_active(model);
     b->cap_nodes = 2 * (size_t)count;
     b->cap_inits = (size_t)ics_model_num_tensors(model) + 2 * (size_t)count + 2;
+    if (qat) ics_onnx_qdq_capacity(model, &b->cap_nodes, &b->cap_inits);
     b->nodes = arena_alloc(&b->arena, b->cap_nodes * sizeof *b->nodes, b->err);
     b->inits = arena_alloc(&b->arena, b->cap_inits * sizeof *b->inits, b->err);
-    if (!ws.alias || !ws.fold_into || !ws.fixed_size || !ws.value || !b->nodes || !b->inits)
+    if (!ws.alias || !ws.fold_into || !ws.fixed_size || !ws.qsource || !ws.value || !b->nodes ||
+        !b->inits)
         return ICS_ERR_NOMEM;
     int final = 0;
     ics_status st = plan_walk(b, &ws, &final);
     for (int i = 1; i < count && st == ICS_OK; i++)
-        if (ws.alias[i] == i) st = emit_node(b, &ws, i);
+        if (ws.alias[i] == i)
+            st = qat ? ics_onnx_qdq_emit(b, &ws, i) : ics_onnx_emit_fp32(b, &ws, i);
     if (st != ICS_OK) return st;
 
     const ics_model_options *mo = ics_model_get_options(model);
@@ -662,6 +684,10 @@ ics_status ics_export_onnx_bytes(ics_model *model, const ics_export_options *opt
     if (opts->batch_size < 0)
         return ICS_FAIL(err, ICS_ERR_INVALID, "ONNX export: batch size %d is negative (0: dynamic)",
                         opts->batch_size);
+    if (ics_model_qat_active(model)) {
+        ics_status st = ics_onnx_qdq_check(model, opts, err);
+        if (st != ICS_OK) return st;
+    }
     onnx_builder b;
     memset(&b, 0, sizeof b);
     b.model = model;

@@ -24,3 +24,8 @@ src/export/onnx.pb-c.c: $(top_srcdir)/src/export/onnx.proto
 		$(top_srcdir)/src/export/onnx.proto
 src/export/onnx.pb-c.h: src/export/onnx.pb-c.c
 	@test -f $@ || { rm -f src/export/onnx.pb-c.c; $(MAKE) $(AM_MAKEFLAGS) src/export/onnx.pb-c.c; }
+
+# The int8 QDQ ONNX graph of QAT models, written over the fp32 writer's
+# builder and walk (export_onnx_internal.h).
+libicsparse_la_SOURCES += src/export/export_onnx_qdq.c
+noinst_HEADERS += src/export/export_onnx_internal.h
