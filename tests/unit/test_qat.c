@@ -3,9 +3,9 @@
  * (the PyTorch cross-checks are test_qat_torch.c):
  *  - ics_model_qat_prepare on every architecture: the fake-quant nodes and
  *    their names, the weight quantizers, the BN folds, an unchanged tensor
- *    table; forward and backward in training and evaluation plans; the
- *    options (submodules, excluded types, bits, reduce_range, no fold) and
- *    every refusal;
+ *    table; forward and backward in training and evaluation plans (each
+ *    architecture builder once); the options (submodules, excluded types,
+ *    bits, reduce_range, no fold) and every refusal;
  *  - ics_fake_quant_value / ics_quant_params on edge cases;
  *  - finite differences through a QAT conv-BN group (input, weight, bias,
  *    gamma, beta; BN in training and frozen); a 16-bit QAT model against
@@ -13,6 +13,8 @@
  *  - observers on and off, evaluation forwards, frozen BN;
  *  - a QAT checkpoint: saved, loaded through its recipe, the same logits;
  *    a /quant that does not match is one error.
+ * ICS_TEST_SEED=N reruns the finite-difference and 16-bit checks on other
+ * random data (they passed for N = 1..12).
  */
 #include "ics_build_config.h"
 #include "test_util.h"
@@ -90,42 +92,46 @@ static int all_finite(const float *v, size_t n)
 typedef struct arch_case {
     const char *arch;
     int in_c, hw, cifar;
+    /* forward and backward too: every builder once; resnet34, resnet101
+     * and vgg16_bn are deeper copies of resnet18, resnet50 and vgg11_bn
+     * (vgg16_bn alone would add 25 s: its 25088 x 4096 classifier) */
+    int run;
     const char *names[8]; /* fake-quant nodes that must exist */
 } arch_case;
 
 /* clang-format off */
 static const arch_case arch_cases[] = {
-    {"simple_cnn", 1, 12, 0,
+    {"simple_cnn", 1, 12, 0, 1,
      {"quant", "features.0.activation_post_process", "features.4.activation_post_process",
       "classifier.activation_post_process"}},
-    {"lenet", 1, 28, 0,
+    {"lenet", 1, 28, 0, 1,
      {"quant", "features.0.activation_post_process", "features.3.activation_post_process",
       "classifier.0.activation_post_process", "classifier.4.activation_post_process"}},
-    {"resnet18", 3, 16, 1,
+    {"resnet18", 3, 16, 1, 1,
      {"quant", "conv1.activation_post_process", "layer1.0.conv1.activation_post_process",
       "layer1.0.add.activation_post_process", "layer2.0.downsample.0.activation_post_process",
       "layer4.1.add.activation_post_process", "avgpool.activation_post_process",
       "fc.activation_post_process"}},
-    {"resnet18", 3, 32, 0,
+    {"resnet18", 3, 32, 0, 1,
      {"quant", "conv1.activation_post_process", "layer1.0.add.activation_post_process"}},
-    {"resnet34", 3, 16, 1,
+    {"resnet34", 3, 16, 1, 0,
      {"quant", "layer3.5.add.activation_post_process", "fc.activation_post_process"}},
-    {"resnet50", 3, 16, 1,
+    {"resnet50", 3, 16, 1, 1,
      {"quant", "layer1.0.conv3.activation_post_process",
       "layer1.0.downsample.0.activation_post_process", "layer1.0.add.activation_post_process",
       "fc.activation_post_process"}},
-    {"resnet101", 3, 16, 1,
+    {"resnet101", 3, 16, 1, 0,
      {"quant", "layer3.22.add.activation_post_process", "fc.activation_post_process"}},
-    {"mobilenet_v2", 3, 32, 0,
+    {"mobilenet_v2", 3, 32, 0, 1,
      {"quant", "features.0.0.activation_post_process", "features.1.conv.1.activation_post_process",
       "features.3.add.activation_post_process", "features.18.0.activation_post_process",
       "avgpool.activation_post_process", "classifier.1.activation_post_process"}},
-    {"vgg11_bn", 3, 32, 0,
+    {"vgg11_bn", 3, 32, 0, 1,
      {"quant", "features.0.activation_post_process", "avgpool.activation_post_process",
       "classifier.0.activation_post_process", "classifier.6.activation_post_process"}},
-    {"vgg16_bn", 3, 32, 0,
+    {"vgg16_bn", 3, 32, 0, 0,
      {"quant", "features.40.activation_post_process", "classifier.3.activation_post_process"}},
-    {NULL, 0, 0, 0, {NULL}}};
+    {NULL, 0, 0, 0, 0, {NULL}}};
 /* clang-format on */
 
 /* The tensor table as it was before the rewrite. */
@@ -294,7 +300,7 @@ static void check_arch(const arch_case *c)
     CU_ASSERT_EQUAL(ics_model_qat_prepare(m, NULL, &err), ICS_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "already applied"));
     CU_ASSERT_EQUAL(ics_model_num_nodes(m), n);
-    run_both_modes(m, c->arch);
+    if (c->run) run_both_modes(m, c->arch);
     ics_model_destroy(m);
 }
 
@@ -713,6 +719,7 @@ static double fd_all(qat_group *g, const group_snapshot *s, const float *r, floa
 
 static void fd_group(int weight_bits, int frozen)
 {
+    rng = getenv("ICS_TEST_SEED") ? strtoull(getenv("ICS_TEST_SEED"), NULL, 10) : 11;
     qat_group g;
     memset(&g, 0, sizeof g);
     g.batch = 3;
@@ -815,21 +822,22 @@ static void test_fd_group_frozen_16bit(void)
 /* The wiring of exec.c (the fold's gamma gradient lands in the BN's slot
  * and nowhere else, the fake-quant nodes sit where their gradients are
  * routed, residual fan-out): at 16 bits every quantizer is the identity
- * within ~1e-4 of its range, so a QAT model's logits and gradients must
- * be the float model's within 1e-3 relative L2, while a misrouted or
- * doubled term is off by O(1). (Finite differences over a whole model
- * would drown in ReLU and max-pool kinks.) That holds for simple_cnn
- * (measured 4e-5). resnet18's gradients are themselves that sensitive:
- * the float model alone moves by 3.6% relative L2 when its input moves by
- * 1e-4 relative (ReLU masks flip in the 2x2 layer4, 16 rows per BN
- * channel), and the 16-bit grid is such a perturbation (measured 6%); its
- * gradients are held to 0.25, which a zeroed or doubled path still
- * exceeds. Two clamps that torch
- * has too are kept out of the way: each weight channel's largest |w| is
- * made negative (+max|w| sits at +32767.5 steps, rounds up and is clamped:
- * no gradient), and the activation ranges, first set by a warm-up batch,
- * are widened by 10% (a range equal to the batch's may clamp its maximum).
- * The float model takes the same warm-up step. */
+ * within ~1e-4 of its range, so a QAT model's logits and BN statistics
+ * must be the float model's within 5e-3 and 1e-3 relative L2 (measured
+ * <= 6e-4 and 1.3e-4) and its gradients close, while a zeroed, misrouted
+ * or doubled path is off by O(1) in relative L2. How close is limited by
+ * the float model itself: a change of 1e-4 in its values flips ReLU masks
+ * near 0 and max-pool argmaxes of near-ties, and few rows per BN channel
+ * (resnet18's 2x2 layer4) make each flip count; the float resnet18 alone
+ * moves by 3.6% when its input moves by 1e-4 relative. Measured over 8
+ * seeds: simple_cnn 5e-5 to 6.7%, resnet18 4% to 7%; gradients are held
+ * to 0.25. (Finite differences over a whole model would drown in the same
+ * kinks.) Two clamps that torch has too are kept out of the way: each
+ * weight channel's largest |w| is made negative (+max|w| sits at +32767.5
+ * steps, rounds up and is clamped: no gradient), and the activation
+ * ranges, first set by a warm-up batch, are widened by 10% (a range equal
+ * to the batch's may clamp its maximum). The float model takes the same
+ * warm-up step. */
 static void negative_channel_max(ics_model *m)
 {
     for (int i = 0; i < ics_model_num_tensors(m); i++) {
@@ -867,9 +875,11 @@ static double rel_l2(const float *a, const float *b, size_t n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-static void qat16_matches_float(const char *arch, int in_c, int hw, int cifar, double grad_tol)
+static void qat16_matches_float(const char *arch, int in_c, int hw, int cifar)
 {
     enum { B = 4, CLASSES = 5 };
+    rng = getenv("ICS_TEST_SEED") ? strtoull(getenv("ICS_TEST_SEED"), NULL, 10)
+                                  : 7; /* same data in any order */
     ics_model *q = make(arch, in_c, hw, cifar, CLASSES), *f = make(arch, in_c, hw, cifar, CLASSES);
     CU_ASSERT_FATAL(q && f);
     perturb_bn(q);
@@ -898,7 +908,7 @@ static void qat16_matches_float(const char *arch, int in_c, int hw, int cifar, d
         CU_ASSERT_EQUAL_FATAL(ics_model_backward(models[k], dy, &err), ICS_OK);
     }
     double e = rel_l2(logits[0], logits[1], B * CLASSES), worst = 0;
-    CU_ASSERT(e < 1e-3);
+    CU_ASSERT(e < 5e-3);
     int bad = 0;
     for (int i = 0; i < ics_model_num_tensors(q); i++) {
         const ics_tensor_info *t = ics_model_tensor(q, i);
@@ -908,7 +918,7 @@ static void qat16_matches_float(const char *arch, int in_c, int hw, int cifar, d
         const float *b = t->kind == ICS_TENSOR_BUFFER ? ics_model_tensor_data(f, i)
                                                       : ics_model_tensor_grad(f, i);
         double ei = rel_l2(a, b, (size_t)t->numel);
-        double tol = t->kind == ICS_TENSOR_BUFFER ? 1e-3 : grad_tol;
+        double tol = t->kind == ICS_TENSOR_BUFFER ? 1e-3 : 0.25;
         if (ei > tol && bad++ < 5)
             fprintf(stderr, "%s %s: relative L2 %.3g from the float model\n", arch, t->name, ei);
         worst = fmax(worst, ei);
@@ -927,11 +937,11 @@ static void qat16_matches_float(const char *arch, int in_c, int hw, int cifar, d
 
 static void test_qat16_simple_cnn(void)
 {
-    qat16_matches_float("simple_cnn", 1, 16, 0, 1e-3);
+    qat16_matches_float("simple_cnn", 1, 16, 0);
 }
 static void test_qat16_resnet18(void)
 {
-    qat16_matches_float("resnet18", 3, 16, 1, 0.25);
+    qat16_matches_float("resnet18", 3, 16, 1);
 }
 
 /* ---- observers, evaluation, frozen BN ------------------------------------------------ */

@@ -33,7 +33,7 @@
  * (1/255 of the observed range), and everything downstream of it differs
  * by a fraction of a step. Which elements flip is chance. So:
  *  - a group's output (one fake-quant node): every element equal within
- *    1e-5 of the step, except at most 1% of the elements, which must differ
+ *    1e-3 of the step, except at most 1% of the elements, which must differ
  *    by exactly one step (a flip, not a wrong value);
  *  - its gradients never pass through a flip (the STE passes dy wherever
  *    the input was in range), so they are held to 1e-4 of each tensor's
@@ -42,20 +42,23 @@
  *  - whole models compare with the relative L2 error ||a - b|| / ||b||:
  *    within 1e-2 (logits), 3e-2 (gradients), 3e-3 (running statistics),
  *    1e-3 (activation quantizer state), or within YARDSTICK (2) times
- *    torch's distance from itself over two runs that differ only by
- *    rounding (channels-last convolutions; one input element moved by one
- *    quantization step: a single flip). Why the second way: in a deep
+ *    torch's largest distance from itself over the outputs of that kind in
+ *    two runs that differ only by rounding (channels-last convolutions; one
+ *    input element moved by one quantization step: a single flip; which
+ *    tensor a flip disturbs most is chance). Why the second way: in a deep
  *    quantized network one flip grows layer by layer (each flipped value
  *    moves hundreds of conv outputs by a fraction of a step, some of which
  *    cross a boundary in turn) and BN over few rows amplifies it. Measured
- *    on resnet18 (CIFAR stem, 16x16, batch 2): torch against itself,
- *    logits 5.5%, gradients up to 86%; icsparse against torch, logits
- *    1.5%, gradients up to 34%. simple_cnn, two quantized layers deep,
- *    does not amplify: icsparse's logits equal torch's bit for bit and its
- *    gradients within 1.3e-6 (torch against itself with one flipped input:
- *    0.4% to 1.5%). Every weight scale of the first forward depends only
- *    on the weights, gamma and the running variance, so those are held bit
- *    for bit in both models. The bug this test found (the fold factor read
+ *    on resnet18 (CIFAR stem, 16x16, batch 2) over 6 data seeds: torch
+ *    against itself, logits 4.8% to 8.6%, gradients up to 86%; icsparse
+ *    against torch, logits 0.8% to 5.3%, gradients up to 65%. simple_cnn,
+ *    two quantized layers deep, does not amplify: logits equal to torch's
+ *    or within 2.6e-4, gradients within 6e-4 (torch against itself with
+ *    one flipped input: 0.3% to 1.5%). So for resnet18 this is a check of
+ *    structure and scale; the exact checks are the group and simple_cnn.
+ *    Every weight scale of the first forward depends only on the weights,
+ *    gamma and the running variance, so those are held bit for bit in
+ *    both models. The bug this test found (the fold factor read
  *    after the BN had updated its running variance) moved simple_cnn's
  *    gradients by 4.5% to 34% (relative L2) and the groups' dx, weight and
  *    gamma gradients by 1% to 52% of their scale.
@@ -177,15 +180,17 @@ static double rel_l2(const float *got, const float *want, size_t n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-/* A fake-quantized output: each element equal within 1e-5 of a step, or
- * (at most max_flips of them) exactly one step away. */
+/* A fake-quantized output: each element equal within 1e-3 of a step (the
+ * scales may differ in their last bit: the observed maximum is a conv sum,
+ * and every value moves by an ulp with it), or (at most max_flips of them)
+ * exactly one step away. */
 static int quantized_output(const char *id, const float *got, const float *want, size_t n,
                             double step, size_t max_flips)
 {
     size_t flips = 0, wrong = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)got[i] - want[i]);
-        if (d <= 1e-5 * step) continue;
+        if (d <= 1e-3 * step) continue;
         if (fabs(d - step) <= 1e-3 * step)
             flips++;
         else if (wrong++ < 3)
@@ -727,21 +732,23 @@ static void prepare_model_case(model_case *c)
 }
 
 /* Relative L2 of got against DIR/name.npy: passes within tol, or within
- * YARDSTICK times torch's distance from itself under rounding-level
- * changes (DIR/yard_name.npy, see the file comment). */
+ * YARDSTICK times torch's largest distance from itself over the outputs of
+ * the same kind under rounding-level changes (DIR/yard_<kind>.npy, see the
+ * file comment). */
 #define YARDSTICK 2.0
 static int model_l2(const char *dir, const char *name, const float *got, size_t n, double tol,
-                    double *out)
+                    const char *kind, double *out)
 {
     int64_t shape[8];
     int nd = 0;
-    char yname[600];
-    snprintf(yname, sizeof yname, "yard_%s", name);
+    char yname[64];
+    snprintf(yname, sizeof yname, "yard_%s", kind);
     float *want = ics_test_npy_read_f32(dir, name, shape, &nd);
-    float *yard = ics_test_npy_read_f32(dir, yname, NULL, NULL);
+    float zero = 0.0f;
+    float *yard = strcmp(kind, "none") == 0 ? &zero : ics_test_npy_read_f32(dir, yname, NULL, NULL);
     if (!want || !yard) {
         free(want);
-        free(yard);
+        if (yard != &zero) free(yard);
         return 0;
     }
     size_t count = 1;
@@ -755,7 +762,7 @@ static int model_l2(const char *dir, const char *name, const float *got, size_t 
         fprintf(stderr, "%s %s: relative L2 %.3g (tolerance %.3g; torch against itself %.3g)\n",
                 dir, name, e, tol, (double)yard[0]);
     free(want);
-    free(yard);
+    if (yard != &zero) free(yard);
     return ok;
 }
 
@@ -766,8 +773,8 @@ static void check_model(model_case *c)
     ics_model *m = c->model;
     char dir[4096], name[512];
     snprintf(dir, sizeof dir, "%s/%s", root, c->id);
-    CU_ASSERT(
-        model_l2(dir, "logits", c->logits, (size_t)c->batch * c->classes, LOGITS_L2_TOL, NULL));
+    CU_ASSERT(model_l2(dir, "logits", c->logits, (size_t)c->batch * c->classes, LOGITS_L2_TOL,
+                       "logits", NULL));
     int bad = 0, checked = 0;
     double worst = 0;
     for (int i = 0; i < ics_model_num_tensors(m); i++) {
@@ -777,7 +784,7 @@ static void check_model(model_case *c)
             /* one training forward counted one batch on top of the 7 set */
             float v = (float)*ics_model_tensor_counter(m, i);
             snprintf(name, sizeof name, "buf_%s", t->name);
-            bad += !model_l2(dir, name, &v, 1, 0.0, NULL);
+            bad += !model_l2(dir, name, &v, 1, 0.0, "none", NULL);
             continue;
         }
         int buffer = t->kind == ICS_TENSOR_BUFFER;
@@ -785,8 +792,8 @@ static void check_model(model_case *c)
         const float *v = buffer ? ics_model_tensor_data(m, i) : ics_model_tensor_grad(m, i);
         /* running statistics move by 0.1 of the batch statistics: their
          * flips are 10x smaller than the gradients' */
-        bad +=
-            !model_l2(dir, name, v, (size_t)t->numel, buffer ? GRAD_L2_TOL / 10 : GRAD_L2_TOL, &e);
+        bad += !model_l2(dir, name, v, (size_t)t->numel, buffer ? GRAD_L2_TOL / 10 : GRAD_L2_TOL,
+                         buffer ? "buf" : "grad", &e);
         if (!buffer && e > worst) worst = e;
         checked++;
     }
@@ -816,7 +823,7 @@ static void check_model(model_case *c)
         CU_ASSERT_EQUAL_FATAL(ics_model_act_quant_get(m, i, &q, &err), ICS_OK);
         snprintf(name, sizeof name, "aq_%s", n->name);
         float got[4] = {q.scale, (float)q.zero_point, q.min_val, q.max_val};
-        CU_ASSERT(model_l2(dir, name, got, 4, 1e-3, NULL));
+        CU_ASSERT(model_l2(dir, name, got, 4, 1e-3, "aq", NULL));
         quantizers++;
     }
     CU_ASSERT(quantizers > 0);
@@ -833,6 +840,7 @@ static void test_model_1(void)
 
 int main(void)
 {
+    if (getenv("ICS_TEST_SEED")) rng = strtoull(getenv("ICS_TEST_SEED"), NULL, 10);
     if (!ics_test_have_torch()) {
         fprintf(stderr, "test_qat_torch: SKIP: $PYTHON_TORCH cannot import torch\n");
         return 77;
