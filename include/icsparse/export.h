@@ -22,7 +22,9 @@
  *
  * .pth: the state_dict as torch.save writes it (an OrderedDict of tensors,
  * num_batches_tracked int64), loadable with torch.load(weights_only=True)
- * and load_state_dict(strict=True) into the torchvision module.
+ * and load_state_dict(strict=True) into the torchvision module; a QAT
+ * model as a SparseML training checkpoint whose state_dict fits torch's
+ * eager-mode QAT module (prepare_qat) strictly.
  *
  * TorchScript: the archive torch.jit.save writes (data.pkl with the module
  * tree, code/__torch__/icsparse.py, constants.pkl, data/<k>, version), a
@@ -96,8 +98,23 @@ ics_status ics_export_onnx(ics_model *model, const ics_export_options *opts, con
                            ics_error *err);
 
 /* Writes the model's state_dict to path as a PyTorch .pth (temporary file
- * + rename); refuses an existing path unless force. */
+ * + rename); refuses an existing path unless force. A QAT model is written
+ * as ics_export_pth_qat does, without a recipe and with epoch -1. */
 ics_status ics_export_pth(ics_model *model, const char *path, int force, ics_error *err);
+
+/* Writes a QAT model to path as a SparseML training checkpoint,
+ * {"state_dict", "recipe" (when not NULL), "arch_key", "epoch"}, whose
+ * state_dict is torch's eager-mode QAT module's (prepare_qat after
+ * fuse_modules_qat, the input's QuantStub "quant" at the top level): the
+ * float weights under torchvision names, a BN folded into a quantized conv
+ * as "<conv>.bn.*", every weight quantizer as "<module>.weight_fake_quant.*"
+ * and every activation quantizer as "quant.activation_post_process.*" /
+ * "<module>.activation_post_process.*" (docs/EXPORT.md lists the keys).
+ * icsparse's .pth import rebuilds the same model from it (the recipe at
+ * `epoch` gives the QAT structure). Errors: not a QAT model, an existing
+ * path without force, out of memory, I/O. */
+ics_status ics_export_pth_qat(ics_model *model, const char *recipe, double epoch, const char *path,
+                              int force, ics_error *err);
 
 /* Writes the model to path as a TorchScript archive (temporary file +
  * rename) that torch.jit.load opens: parameters and buffers under their
@@ -133,10 +150,11 @@ ics_status ics_export_sparsezoo_dir(ics_model *model, const struct ics_checkpoin
  * its parents if missing), the deployment directory into deployment_dir
  * and the SparseZoo directory into sparsezoo_dir when not NULL. A checkpoint with fake quantization
  * (QAT) is built with its recipe's QAT structure and quantizer state
- * (ics_checkpoint_load_model) and exported as int8 QDQ ONNX; asked for
- * the fp32-only .pth or a SparseZoo directory (whose training/model.pth is
- * fp32) it is refused (ICS_ERR_CONFIG), and so is TorchScript. The path
- * written is copied into written (may be NULL). */
+ * (ics_checkpoint_load_model) and exported as int8 QDQ ONNX, its .pth
+ * as ics_export_pth_qat with the checkpoint's recipe and epoch (and so the
+ * SparseZoo directory's training/model.pth); TorchScript of it is refused
+ * (ICS_ERR_NOT_IMPLEMENTED). The path written is copied into written (may
+ * be NULL). */
 ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format format,
                                  const ics_export_options *opts, const char *output_dir,
                                  const char *deployment_dir, const char *sparsezoo_dir,

@@ -165,25 +165,16 @@ ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format forma
                         "fp32 only (int8 TorchScript is not implemented)",
                         checkpoint);
     }
-    /* A QAT checkpoint exports as int8 QDQ ONNX (and its deployment
-     * directory); the .pth and the SparseZoo directory's training/model.pth
-     * are the fp32 torchvision state_dict, which would drop the quantizers
-     * without a word. */
-    if (ics_checkpoint_get_info(r)->qat_active && (format == ICS_EXPORT_PTH || sparsezoo_dir)) {
-        ics_checkpoint_close(r);
-        return ICS_FAIL(err, ICS_ERR_CONFIG,
-                        "%s: the checkpoint has fake quantization (QAT); %s fp32 only (export it "
-                        "as ONNX, which writes the int8 QDQ model)",
-                        checkpoint,
-                        format == ICS_EXPORT_PTH
-                            ? "the .pth is the torchvision state_dict,"
-                            : "a SparseZoo directory holds the torchvision training/model.pth,");
-    }
     ics_checkpoint_info info = *ics_checkpoint_get_info(r);
     char *recipe = NULL;
     ics_model *model = NULL;
     st = ics_checkpoint_load_model(r, &model, err); /* the QAT structure and state too */
-    if (st == ICS_OK && sparsezoo_dir) st = ics_checkpoint_get_text(r, "recipe", &recipe, err);
+    /* A QAT checkpoint's .pth (and the SparseZoo directory's training/
+     * model.pth) is a training checkpoint holding the recipe, whose
+     * structure at the epoch the import rebuilds. */
+    int qat = info.qat_active;
+    if (st == ICS_OK && (sparsezoo_dir || (qat && format == ICS_EXPORT_PTH)))
+        st = ics_checkpoint_get_text(r, "recipe", &recipe, err);
     ics_checkpoint_close(r);
     if (st != ICS_OK) {
         ics_model_destroy(model);
@@ -196,6 +187,8 @@ ics_status ics_export_checkpoint(const char *checkpoint, ics_export_format forma
             st = ics_export_onnx(model, opts, path, err);
         else if (format == ICS_EXPORT_TORCHSCRIPT)
             st = ics_export_torchscript(model, path, opts->force, err);
+        else if (qat)
+            st = ics_export_pth_qat(model, recipe, info.epoch, path, opts->force, err);
         else
             st = ics_export_pth(model, path, opts->force, err);
     }
