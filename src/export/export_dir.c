@@ -6,7 +6,8 @@
  * labels_to_class_mapping; icsparse checkpoints carry no class names, so
  * it holds what a deployment needs to feed the model instead: arch,
  * classes, the input and output names and shapes (symbolic axes by name),
- * layout and the export settings.
+ * layout and the export settings, and for a QAT model that it is the int8
+ * QDQ graph with its quantization scheme ("quantization").
  */
 #include "ics_build_config.h"
 
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include <icsparse/export.h>
+#include <icsparse/qat.h>
 
 #include "export/export_internal.h"
 
@@ -47,6 +49,31 @@ ics_status ics_export_deployment_dir(ics_model *model, const ics_export_options 
     put_dim(batch, sizeof batch, opts->batch_size == 0, "batch", opts->batch_size);
     put_dim(h, sizeof h, opts->dynamic_shape, "height", mo->in_h);
     put_dim(w, sizeof w, opts->dynamic_shape, "width", mo->in_w);
+    /* A QAT model is the int8 QDQ graph: its integer ranges (icsparse
+     * gives every activation quantizer one range and every weight
+     * quantizer another). */
+    char quant[512] = "";
+    if (ics_model_qat_active(model)) {
+        int aq_min = 0, aq_max = 0, w_min = 0, w_max = 0, have_a = 0, have_w = 0;
+        for (int k = 0; k < ics_model_num_nodes(model); k++) {
+            const ics_node *n = ics_model_node(model, k);
+            ics_act_quant q;
+            if (!have_a && n->kind == ICS_OP_FAKE_QUANT &&
+                ics_model_act_quant_get(model, k, &q, NULL) == ICS_OK) {
+                aq_min = q.quant_min;
+                aq_max = q.quant_max;
+                have_a = 1;
+            }
+            if (!have_w && (n->kind == ICS_OP_CONV2D || n->kind == ICS_OP_LINEAR) &&
+                ics_model_weight_scales(model, k, NULL, &w_min, &w_max))
+                have_w = 1;
+        }
+        snprintf(quant, sizeof quant,
+                 "  \"quantization\": {\"format\": \"int8 QDQ\", \"activations\": \"uint8 "
+                 "per-tensor affine\", \"activation_range\": [%d, %d], \"weights\": \"int8 "
+                 "per-channel symmetric\", \"weight_range\": [%d, %d]},\n",
+                 aq_min, aq_max, w_min, w_max);
+    }
     /* Arch names are short (model.h's table) and numbers are ints: 2 KiB
      * always holds the description. */
     char json[2048];
@@ -60,10 +87,11 @@ ics_status ics_export_deployment_dir(ics_model *model, const ics_export_options 
         "  \"output\": {\"name\": \"output\", \"dtype\": \"float32\", \"shape\": [%s, %d]},\n"
         "  \"onnx_opset\": %d,\n"
         "  \"fold_bn\": %s,\n"
+        "%s"
         "  \"producer\": \"icsparse %s\"\n"
         "}\n",
         ics_model_arch(model), mo->num_classes, batch, mo->in_channels, h, w, batch,
-        mo->num_classes, opts->opset, opts->fold_bn ? "true" : "false", PACKAGE_VERSION);
+        mo->num_classes, opts->opset, opts->fold_bn ? "true" : "false", quant, PACKAGE_VERSION);
     size_t len = n < 0 ? 0 : (size_t)n < sizeof json ? (size_t)n : sizeof json - 1;
     return ics_export_write_atomic(json_path, json, len, err);
 }

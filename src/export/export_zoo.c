@@ -16,13 +16,17 @@
  */
 #include "ics_build_config.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <icsparse/checkpoint.h>
 #include <icsparse/export.h>
+#include <icsparse/qat.h>
 
 #include "core/alloc.h"
 #include "data/dataset.h"
@@ -46,6 +50,9 @@ static ics_status inference_copy(ics_model *model, ics_model **out, ics_error *e
     ics_model *copy = NULL;
     ics_status st =
         ics_model_create(ics_model_arch(model), ics_model_get_options(model), &copy, err);
+    /* a QAT model's samples are its own fake-quantized logits: the copy
+     * gets its structure and quantizer state */
+    if (st == ICS_OK) st = ics_model_qat_prepare_like(copy, model, err);
     size_t n1, n2;
     if (st == ICS_OK) {
         float *a = ics_model_params(model, &n1), *b = ics_model_params(copy, &n2);
@@ -196,6 +203,164 @@ static ics_status write_samples(ics_model *model, const ics_export_options *opts
     return st;
 }
 
+/* A growing text buffer; a failed allocation sticks in st. */
+typedef struct text_buf {
+    char *s;
+    size_t len, cap;
+    ics_status st;
+    ics_error *err;
+} text_buf;
+
+static void tb_printf(text_buf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(text_buf *t, const char *fmt, ...)
+{
+    if (t->st) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) n = 0;
+        if (t->s && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap : 4096;
+        while (cap <= t->len + (size_t)n) cap *= 2;
+        char *p = ics_realloc(t->s, cap, "model card", t->err);
+        if (!p) {
+            t->st = ICS_ERR_NOMEM;
+            return;
+        }
+        t->s = p;
+        t->cap = cap;
+    }
+}
+
+/* The integer ranges of a QAT model's quantizers (the first activation
+ * and weight quantizer; icsparse gives all of one kind the same range)
+ * and how many layers have quantized weights. */
+static void quant_scheme(ics_model *model, ics_act_quant *act, int *w_qmin, int *w_qmax,
+                         int *layers, int *quantizers)
+{
+    *layers = *quantizers = 0;
+    act->quant_min = act->quant_max = 0;
+    *w_qmin = *w_qmax = 0;
+    for (int k = 0; k < ics_model_num_nodes(model); k++) {
+        const ics_node *n = ics_model_node(model, k);
+        ics_act_quant q;
+        if (n->kind == ICS_OP_FAKE_QUANT && ics_model_act_quant_get(model, k, &q, NULL) == ICS_OK) {
+            if (!*quantizers) *act = q;
+            ++*quantizers;
+        }
+        int lo, hi;
+        if ((n->kind == ICS_OP_CONV2D || n->kind == ICS_OP_LINEAR) &&
+            ics_model_weight_scales(model, k, NULL, &lo, &hi)) {
+            if (!*layers) *w_qmin = lo, *w_qmax = hi;
+            ++*layers;
+        }
+    }
+}
+
+/* DIR/model.md: YAML front matter, what the files are, the quantization
+ * scheme of a QAT model and the sparsity of every prunable layer. */
+static ics_status write_card(ics_model *model, const ics_checkpoint_info *info, const char *recipe,
+                             const ics_export_options *opts, const char *card, ics_error *err)
+{
+    const ics_model_options *mo = ics_model_get_options(model);
+    const char *arch = ics_model_arch(model);
+    int qat = ics_model_qat_active(model);
+    ics_act_quant act;
+    int w_qmin, w_qmax, layers, quantizers;
+    quant_scheme(model, &act, &w_qmin, &w_qmax, &layers, &quantizers);
+    char top1[32], top5[32], loss[32];
+    put_metric(top1, sizeof top1, info->val_top1);
+    put_metric(top5, sizeof top5, info->val_top5);
+    put_metric(loss, sizeof loss, info->val_loss);
+    text_buf t = {NULL, 0, 0, ICS_OK, err};
+    tb_printf(&t,
+              "---\n"
+              "domain: cv\n"
+              "sub_domain: classification\n"
+              "architecture: %s\n"
+              "framework: pytorch\n"
+              "repo: icsparse\n"
+              "dataset_classes: %d\n"
+              "input_shape: [%d, %d, %d]\n"
+              "sparsity: %.6g\n"
+              "epoch: %.6g\n"
+              "metrics: {val_top1: %s, val_top5: %s, val_loss: %s}\n"
+              "onnx_opset: %d\n",
+              arch, mo->num_classes, mo->in_channels, mo->in_h, mo->in_w, info->sparsity,
+              info->epoch, top1, top5, loss, opts->opset);
+    if (qat)
+        tb_printf(&t,
+                  "quantization: {format: int8 QDQ, activations: uint8 per-tensor affine [%d, %d], "
+                  "weights: int8 per-channel symmetric [%d, %d]}\n",
+                  act.quant_min, act.quant_max, w_qmin, w_qmax);
+    tb_printf(&t, "---\n\n# %s (icsparse)\n\n", arch);
+    if (qat) {
+        tb_printf(&t,
+                  "Exported by icsparse %s from a checkpoint of kind '%s' with\n"
+                  "quantization-aware training. `model.onnx` and `deployment/model.onnx` are\n"
+                  "the **int8 QDQ** model: they take `input` [batch, %d, %d, %d] (NCHW float32,\n"
+                  "normalized as in training) and give `output` [batch, %d] logits, with\n"
+                  "every quantizer explicit (onnxruntime runs it as QLinearConv / QGemm).\n\n"
+                  "Quantization scheme (torch's eager-mode QAT): activations uint8 per-tensor\n"
+                  "affine, integers [%d, %d], scale and zero point from moving-average min/max\n"
+                  "observers (%d quantizers: `QuantizeLinear` -> `DequantizeLinear`); weights\n"
+                  "int8 per-output-channel symmetric, integers [%d, %d], zero point 0 (%d\n"
+                  "layers, BatchNorm folded into the int8 weights, biases int32 at input scale\n"
+                  "x weight scale).\n\n"
+                  "`training/model.pth` is the training checkpoint (`state_dict`, `recipe`,\n"
+                  "`arch_key`, `epoch`): the float weights under torchvision names and the\n"
+                  "quantizer state under torch's eager QAT names (`<conv>.bn.*`,\n"
+                  "`*.weight_fake_quant.*`, `*.activation_post_process.*`); a torch QAT\n"
+                  "module prepared with `prepare_qat` loads it strictly, and icsparse\n"
+                  "(`--init-from`, `icsparse-consolidate --from-pth`) rebuilds the QAT model\n"
+                  "from it. There is no `training/model.pt`: TorchScript export is fp32 only\n"
+                  "(int8 TorchScript is not implemented)%s.\n",
+                  PACKAGE_VERSION, info->kind, mo->in_channels, mo->in_h, mo->in_w,
+                  mo->num_classes, act.quant_min, act.quant_max, quantizers, w_qmin, w_qmax,
+                  layers,
+                  recipe ? "; `recipe/recipe_original.md` is the recipe that produced it" : "");
+    } else {
+        tb_printf(&t,
+                  "Exported by icsparse %s from a checkpoint of kind '%s'. `model.onnx` and\n"
+                  "`deployment/model.onnx` take `input` [batch, %d, %d, %d] (NCHW float32,\n"
+                  "normalized as in training) and give `output` [batch, %d] logits;\n"
+                  "`training/model.pth` is the torchvision state_dict and `training/model.pt`\n"
+                  "the TorchScript module (torch.jit.load)%s.\n",
+                  PACKAGE_VERSION, info->kind, mo->in_channels, mo->in_h, mo->in_w,
+                  mo->num_classes,
+                  recipe ? "; `recipe/recipe_original.md` is the recipe that produced it" : "");
+    }
+    if (opts->num_samples > 0)
+        tb_printf(&t,
+                  "\n`sample_inputs/inp-NNNN.npz` (key `input`, [1, %d, %d, %d]) and\n"
+                  "`sample_outputs/out-NNNN.npz` (key `output`, the logits%s) are %s%s.\n",
+                  mo->in_channels, mo->in_h, mo->in_w,
+                  qat ? " of icsparse's fake-quantized forward" : "",
+                  opts->sample_dataset ? "rows of the dataset's split" : "random normal inputs",
+                  opts->sample_dataset ? "; `sample_labels/lab-NNNN.npz` (key `label`) their labels"
+                                       : "");
+    tb_printf(&t, "\n## Sparsity per layer\n\n| weight | elements | zeros | sparsity |\n"
+                  "|---|---|---|---|\n");
+    for (int i = 0; i < ics_model_num_tensors(model); i++) {
+        const ics_tensor_info *ti = ics_model_tensor(model, i);
+        if (!ti->prunable) continue;
+        const float *w = ics_model_tensor_data(model, i);
+        int64_t zeros = 0;
+        for (int64_t j = 0; j < ti->numel; j++)
+            zeros += w[j] == 0.0f;
+        tb_printf(&t, "| `%s` | %lld | %lld | %.4f |\n", ti->name, (long long)ti->numel,
+                  (long long)zeros, ti->numel ? (double)zeros / (double)ti->numel : 0.0);
+    }
+    ics_status st = t.st ? t.st : ics_export_write_atomic(card, t.s, t.len, err);
+    free(t.s);
+    return st;
+}
+
 /* Promise (export.h): DIR/{model.md, model.onnx, deployment/, training/
  * model.pth, recipe/recipe_original.md when a recipe is given}; refused
  * when DIR/model.onnx or DIR/model.md exists and opts->force is unset. */
@@ -218,8 +383,17 @@ ics_status ics_export_sparsezoo_dir(ics_model *model, const ics_checkpoint_info 
     if (st == ICS_OK) st = ics_export_mkdirs(training, err);
     if (st == ICS_OK) st = ics_export_onnx(model, opts, onnx, err);
     if (st == ICS_OK) st = ics_export_deployment_dir(model, opts, dir, err);
-    if (st == ICS_OK) st = ics_export_pth(model, pth, opts->force, err);
-    if (st == ICS_OK) st = ics_export_torchscript(model, pt, opts->force, err);
+    int qat = ics_model_qat_active(model);
+    /* a QAT model: the training checkpoint with its recipe and quantizers,
+     * and no TorchScript (int8 TorchScript is not implemented) */
+    if (st == ICS_OK && qat)
+        st = ics_export_pth_qat(model, recipe, info->epoch, pth, opts->force, err);
+    else if (st == ICS_OK)
+        st = ics_export_pth(model, pth, opts->force, err);
+    if (st == ICS_OK && !qat) st = ics_export_torchscript(model, pt, opts->force, err);
+    /* a replaced fp32 directory's TorchScript would not be this model */
+    if (st == ICS_OK && qat && opts->force && ics_export_exists(pt) && unlink(pt) != 0)
+        st = ICS_FAIL(err, ICS_ERR_IO, "cannot remove %s: %s", pt, strerror(errno));
     if (st == ICS_OK && recipe) {
         st = ics_export_mkdirs(recipe_dir, err);
         if (st == ICS_OK) st = ics_export_write_atomic(recipe_path, recipe, strlen(recipe), err);
@@ -228,46 +402,5 @@ ics_status ics_export_sparsezoo_dir(ics_model *model, const ics_checkpoint_info 
     if (st != ICS_OK) return st;
 
     /* The card last: its presence says the directory is complete. */
-    const ics_model_options *mo = ics_model_get_options(model);
-    char top1[32], top5[32], loss[32];
-    put_metric(top1, sizeof top1, info->val_top1);
-    put_metric(top5, sizeof top5, info->val_top5);
-    put_metric(loss, sizeof loss, info->val_loss);
-    char samples[512] = "";
-    if (opts->num_samples > 0)
-        snprintf(samples, sizeof samples,
-                 "\n`sample_inputs/inp-NNNN.npz` (key `input`, [1, %d, %d, %d]) and\n"
-                 "`sample_outputs/out-NNNN.npz` (key `output`, the logits) are %s%s.\n",
-                 mo->in_channels, mo->in_h, mo->in_w,
-                 opts->sample_dataset ? "rows of the dataset's split" : "random normal inputs",
-                 opts->sample_dataset ? "; `sample_labels/lab-NNNN.npz` (key `label`) their labels"
-                                      : "");
-    char text[4096];
-    int n = snprintf(
-        text, sizeof text,
-        "---\n"
-        "domain: cv\n"
-        "sub_domain: classification\n"
-        "architecture: %s\n"
-        "framework: pytorch\n"
-        "repo: icsparse\n"
-        "dataset_classes: %d\n"
-        "input_shape: [%d, %d, %d]\n"
-        "sparsity: %.6g\n"
-        "epoch: %.6g\n"
-        "metrics: {val_top1: %s, val_top5: %s, val_loss: %s}\n"
-        "onnx_opset: %d\n"
-        "---\n\n"
-        "# %s (icsparse)\n\n"
-        "Exported by icsparse %s from a checkpoint of kind '%s'. `model.onnx` and\n"
-        "`deployment/model.onnx` take `input` [batch, %d, %d, %d] (NCHW float32,\n"
-        "normalized as in training) and give `output` [batch, %d] logits;\n"
-        "`training/model.pth` is the torchvision state_dict and `training/model.pt`\n"
-        "the TorchScript module (torch.jit.load)%s.\n%s",
-        ics_model_arch(model), mo->num_classes, mo->in_channels, mo->in_h, mo->in_w, info->sparsity,
-        info->epoch, top1, top5, loss, opts->opset, ics_model_arch(model), PACKAGE_VERSION,
-        info->kind, mo->in_channels, mo->in_h, mo->in_w, mo->num_classes,
-        recipe ? "; `recipe/recipe_original.md` is the recipe that produced it" : "", samples);
-    size_t len = n < 0 ? 0 : (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
-    return ics_export_write_atomic(card, text, len, err);
+    return write_card(model, info, recipe, opts, card, err);
 }
