@@ -6,9 +6,9 @@
  * forward's integers with their scales, explicit zero zero points and
  * axis 0, pruned weights int8 zero, int32 biases at input scale x weight
  * scale, an all-zero filter's large bias), and every refusal: BN kept,
- * opset 12, quantizers wider than 8 bits, a bias beyond int32, and
- * icsparse-export's fp32-only formats of a QAT checkpoint (.pth, SparseZoo
- * directory).
+ * opset 12, quantizers wider than 8 bits, a bias beyond int32,
+ * TorchScript of a QAT checkpoint; its .pth and SparseZoo directory
+ * written (no training/model.pt, the card and config.json say int8 QDQ).
  *
  * With onnx/onnxruntime in $PYTHON_TORCH, per architecture: a QAT model
  * made through the API (random weights and BN statistics, a third of each
@@ -18,6 +18,14 @@
  * icsparse-export at static and dynamic batch and shape, and
  * tests/torchref/export_qdq_check.py checks every file against onnx,
  * onnxruntime and icsparse-eval on the same checkpoint.
+ *
+ * The QAT .pth and SparseZoo directory (test_pth_zoo): icsparse-export
+ * --format pth and --sparsezoo-dir of such checkpoints, the .pth converted
+ * back by icsparse-consolidate --from-pth, and
+ * tests/torchref/export_qat_pth_check.py: the round trip's eval logits and
+ * /quant equal the original's, torch's eager QAT simple_cnn loads the .pth
+ * strictly and its logits are within one output step of icsparse's, the
+ * SparseZoo samples through onnxruntime on model.onnx.
  */
 #include <math.h>
 #include <stdio.h>
@@ -516,17 +524,33 @@ static void test_cli(void)
     snprintf(ckpt, sizeof ckpt, "%s/cli_qat.h5", root);
     CU_ASSERT_EQUAL_FATAL(write_qat_checkpoint(m, ckpt, qat_recipe(&simple)), 0);
 
-    snprintf(args, sizeof args, "--checkpoint %s --output %s/c1 --format pth", ckpt, root);
-    expect_cli(args, 2,
-               "fake quantization (QAT); the .pth is the torchvision state_dict, fp32 only");
-    snprintf(args, sizeof args, "--checkpoint %s --output %s/c1 --sparsezoo-dir %s/zoo", ckpt, root,
-             root);
-    expect_cli(args, 2,
-               "a SparseZoo directory holds the torchvision training/model.pth, fp32 only");
+    /* the .pth and the SparseZoo directory of a QAT checkpoint are
+     * written (their contents: test_pth_zoo below) */
+    snprintf(args, sizeof args, "--checkpoint %s --output %s/c0 --format pth --quiet", ckpt, root);
+    expect_cli(args, 0, "");
+    snprintf(args, sizeof args,
+             "--checkpoint %s --output %s/c0 --sparsezoo-dir %s/zoo --samples 1 --quiet", ckpt,
+             root, root);
+    expect_cli(args, 0, "");
+    snprintf(path, sizeof path, "%s/zoo/training/model.pt", root);
+    struct stat sb;
+    CU_ASSERT_NOT_EQUAL(stat(path, &sb), 0); /* no TorchScript of a QAT model */
+    snprintf(path, sizeof path, "%s/zoo/deployment/config.json", root);
+    char *json = ics_test_read_file(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL(json ? strstr(json, "\"quantization\": {\"format\": \"int8 QDQ\"")
+                                : NULL);
+    free(json);
+    snprintf(path, sizeof path, "%s/zoo/model.md", root);
+    char *card = ics_test_read_file(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL(card ? strstr(card, "**int8 QDQ**") : NULL);
+    CU_ASSERT_PTR_NOT_NULL(card ? strstr(card, "int8 TorchScript is not implemented") : NULL);
+    CU_ASSERT_PTR_NOT_NULL(card ? strstr(card, "| `features.4.weight` |") : NULL);
+    free(card);
+    snprintf(args, sizeof args, "--checkpoint %s --output %s/c1 --format torchscript", ckpt, root);
+    expect_cli(args, 2, "int8 TorchScript is not implemented");
     snprintf(args, sizeof args, "--checkpoint %s --output %s/c1 --fold-bn false", ckpt, root);
     expect_cli(args, 1, "--fold-bn false: simple_cnn has fake quantization (QAT)");
     snprintf(path, sizeof path, "%s/c1/model.onnx", root);
-    struct stat sb;
     CU_ASSERT_NOT_EQUAL(stat(path, &sb), 0);
 
     snprintf(args, sizeof args, "--checkpoint %s --output %s/c1 --deployment-dir %s/dep --quiet",
@@ -663,6 +687,59 @@ static void test_vgg11_bn(void)
     run_case(&cases[6]);
 }
 
+/* The .pth and SparseZoo directory of a QAT checkpoint, converted back
+ * and checked by export_qat_pth_check.py (see the top of this file). */
+static void pth_zoo_case(const qdq_case *c)
+{
+    char dir[4096], ckpt[4600], args[16384], manifest[4600];
+    snprintf(dir, sizeof dir, "%s/pth_%s", root, c->id);
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0777), 0);
+    ics_model *m = qat_model(c, 23);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    snprintf(ckpt, sizeof ckpt, "%s/ckpt.h5", dir);
+    CU_ASSERT_EQUAL_FATAL(write_qat_checkpoint(m, ckpt, qat_recipe(c)), 0);
+    ics_model_destroy(m);
+    const char *bin = ics_test_builddir();
+    snprintf(args, sizeof args,
+             "%s/src/apps/icsparse-export --quiet --checkpoint %s --output %s/p --format pth "
+             "--sparsezoo-dir %s/zoo --samples 8 2>&1 && "
+             "ASAN_OPTIONS=\"$ASAN_OPTIONS:detect_leaks=0\" %s/src/apps/icsparse-consolidate "
+             "--quiet --from-pth %s/p/model.pth --input-size %dx%d -o %s/rt.h5 2>&1 && "
+             "ASAN_OPTIONS=\"$ASAN_OPTIONS:detect_leaks=0\" %s/src/apps/icsparse-consolidate "
+             "--quiet --from-pth %s/zoo/training/model.pth --input-size %dx%d -o %s/rt_zoo.h5 2>&1",
+             bin, ckpt, dir, dir, bin, dir, c->h, c->w, dir, bin, dir, c->h, c->w, dir);
+    char *out = NULL;
+    int rc = ics_test_run(args, &out);
+    if (rc != 0) fprintf(stderr, "%s\n-> exit %d: %s\n", args, rc, out ? out : "");
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    free(out);
+    snprintf(manifest, sizeof manifest, "%s/manifest.txt", dir);
+    FILE *f = fopen(manifest, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "arch %s %d %d %d %d\n", c->arch, c->classes, c->in_c, c->h, c->w);
+    fprintf(f, "eval %s/src/apps/icsparse-eval\n", bin);
+    fprintf(f, "ckpt %s\n", ckpt);
+    fclose(f);
+    CU_ASSERT_EQUAL(ics_test_run_torch("tests/torchref/export_qat_pth_check.py", dir), 0);
+}
+
+static void test_pth_zoo_simple_cnn(void)
+{
+    pth_zoo_case(&cases[0]);
+}
+static void test_pth_zoo_partial(void)
+{
+    pth_zoo_case(&cases[1]);
+}
+static void test_pth_zoo_resnet18(void)
+{
+    pth_zoo_case(&cases[3]);
+}
+static void test_pth_zoo_mobilenet_v2(void)
+{
+    pth_zoo_case(&cases[5]);
+}
+
 /* argv[1], when given, runs only the onnxruntime case of that id. */
 int main(int argc, char **argv)
 {
@@ -672,7 +749,8 @@ int main(int argc, char **argv)
          test_structure},
         {"an all-zero filter's large bias; a bias beyond int32 refused", test_bias_range},
         {"refusals: BN kept, opset 12, quantizers wider than 8 bits", test_refusals},
-        {"icsparse-export on a QAT checkpoint: QDQ written, fp32-only formats refused", test_cli},
+        {"icsparse-export on a QAT checkpoint: QDQ, .pth, SparseZoo dir; TorchScript refused",
+         test_cli},
         {NULL, NULL}};
     ics_test_add_suite("export qdq", api);
     const char *py = getenv("PYTHON_TORCH");
@@ -688,6 +766,11 @@ int main(int argc, char **argv)
         {"resnet50 cifar stem, dynamic shape 48x48 (observers off, BN frozen)", test_resnet50},
         {"mobilenet_v2 32x32 (ReLU6, depthwise), dynamic shape 64x64", test_mobilenet_v2},
         {"vgg11_bn 32x32: MatMul pooling (observers off, BN frozen)", test_vgg11_bn},
+        {"QAT .pth and SparseZoo dir of simple_cnn: round trip, torch strict load, samples",
+         test_pth_zoo_simple_cnn},
+        {"QAT .pth and SparseZoo dir, reduce_range, Linear unquantized", test_pth_zoo_partial},
+        {"QAT .pth and SparseZoo dir of resnet18 cifar", test_pth_zoo_resnet18},
+        {"QAT .pth and SparseZoo dir of mobilenet_v2", test_pth_zoo_mobilenet_v2},
         {NULL, NULL}};
     static ics_test_case one[2];
     for (int k = 0; argc > 1 && cases[k].id; k++)
