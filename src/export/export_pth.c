@@ -239,7 +239,13 @@ ics_status ics_export_pth_qat(ics_model *model, const char *recipe, double epoch
         st = put(a, root, "recipe", ics_pv_new_string(a, recipe, strlen(recipe), err), err);
     const char *arch = ics_model_arch(model);
     if (!st) st = put(a, root, "arch_key", ics_pv_new_string(a, arch, strlen(arch), err), err);
-    if (!st) st = put(a, root, "epoch", ics_pv_new_float(a, epoch, err), err);
+    /* SparseML's epoch is an int (-1: finished); torch 1.13's
+     * weights_only loader refuses pickled floats, so a whole epoch is
+     * written as an int and only a fractional one as a float */
+    ics_pv *e = epoch == floor(epoch) && fabs(epoch) < 1e15
+                    ? ics_pv_new_int(a, (int64_t)epoch, err)
+                    : ics_pv_new_float(a, epoch, err);
+    if (!st) st = put(a, root, "epoch", e, err);
     if (st != ICS_OK)
         ics_error_prefix(err, "writing %s: ", path);
     else

@@ -381,15 +381,17 @@ ics_status ics_export_sparsezoo_dir(ics_model *model, const ics_checkpoint_info 
     ics_status st = ics_export_check_target(onnx, opts->force, err);
     if (st == ICS_OK) st = ics_export_check_target(card, opts->force, err);
     if (st == ICS_OK) st = ics_export_mkdirs(training, err);
-    if (st == ICS_OK) st = ics_export_onnx(model, opts, onnx, err);
-    if (st == ICS_OK) st = ics_export_deployment_dir(model, opts, dir, err);
     int qat = ics_model_qat_active(model);
-    /* a QAT model: the training checkpoint with its recipe and quantizers,
-     * and no TorchScript (int8 TorchScript is not implemented) */
+    /* a QAT model: the training checkpoint with its recipe and quantizers
+     * (first: with observers on, the int8 export refreshes the weight
+     * scales from the weights, as a forward would), and no TorchScript
+     * (int8 TorchScript is not implemented) */
     if (st == ICS_OK && qat)
         st = ics_export_pth_qat(model, recipe, info->epoch, pth, opts->force, err);
     else if (st == ICS_OK)
         st = ics_export_pth(model, pth, opts->force, err);
+    if (st == ICS_OK) st = ics_export_onnx(model, opts, onnx, err);
+    if (st == ICS_OK) st = ics_export_deployment_dir(model, opts, dir, err);
     if (st == ICS_OK && !qat) st = ics_export_torchscript(model, pt, opts->force, err);
     /* a replaced fp32 directory's TorchScript would not be this model */
     if (st == ICS_OK && qat && opts->force && ics_export_exists(pt) && unlink(pt) != 0)

@@ -740,7 +740,8 @@ static void test_pth_zoo_mobilenet_v2(void)
     pth_zoo_case(&cases[5]);
 }
 
-/* argv[1], when given, runs only the onnxruntime case of that id. */
+/* argv[1], when given, runs only the onnxruntime case of that id (or
+ * pth_<id>: its .pth / SparseZoo case). */
 int main(int argc, char **argv)
 {
     root = ics_test_tmpdir("export_qdq");
@@ -775,6 +776,11 @@ int main(int argc, char **argv)
     static ics_test_case one[2];
     for (int k = 0; argc > 1 && cases[k].id; k++)
         if (strcmp(cases[k].id, argv[1]) == 0) one[0] = tools[k];
+    /* "pth_<id>": the .pth / SparseZoo case of that id (after the seven) */
+    static const char *const pth_ids[] = {"pth_simple_cnn", "pth_simple_cnn_partial",
+                                          "pth_resnet18_cifar", "pth_mobilenet_v2"};
+    for (int k = 0; argc > 1 && k < 4; k++)
+        if (strcmp(pth_ids[k], argv[1]) == 0) one[0] = tools[7 + k];
     if (ics_test_run(cmd, NULL) == 0)
         ics_test_add_suite("export qdq vs onnxruntime", argc > 1 ? one : tools);
     else
