@@ -700,14 +700,15 @@ static void pth_zoo_case(const qdq_case *c)
     CU_ASSERT_EQUAL_FATAL(write_qat_checkpoint(m, ckpt, qat_recipe(c)), 0);
     ics_model_destroy(m);
     const char *bin = ics_test_builddir();
+    const char *stem = c->cifar ? "--set model.cifar_stem=true" : "";
     snprintf(args, sizeof args,
              "%s/src/apps/icsparse-export --quiet --checkpoint %s --output %s/p --format pth "
              "--sparsezoo-dir %s/zoo --samples 8 2>&1 && "
              "ASAN_OPTIONS=\"$ASAN_OPTIONS:detect_leaks=0\" %s/src/apps/icsparse-consolidate "
-             "--quiet --from-pth %s/p/model.pth --input-size %dx%d -o %s/rt.h5 2>&1 && "
+             "--quiet --from-pth %s/p/model.pth --input-size %dx%d %s -o %s/rt.h5 2>&1 && "
              "ASAN_OPTIONS=\"$ASAN_OPTIONS:detect_leaks=0\" %s/src/apps/icsparse-consolidate "
-             "--quiet --from-pth %s/zoo/training/model.pth --input-size %dx%d -o %s/rt_zoo.h5 2>&1",
-             bin, ckpt, dir, dir, bin, dir, c->h, c->w, dir, bin, dir, c->h, c->w, dir);
+             "--quiet --from-pth %s/zoo/training/model.pth --input-size %dx%d %s -o %s/rt_zoo.h5 2>&1",
+             bin, ckpt, dir, dir, bin, dir, c->h, c->w, stem, dir, bin, dir, c->h, c->w, stem, dir);
     char *out = NULL;
     int rc = ics_test_run(args, &out);
     if (rc != 0) fprintf(stderr, "%s\n-> exit %d: %s\n", args, rc, out ? out : "");
