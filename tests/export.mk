@@ -40,3 +40,5 @@ tests_unit_test_export_qdq_SOURCES = tests/unit/test_export_qdq.c $(EXPORT_TEST_
 tests_unit_test_export_qdq_LDADD = $(ICS_TEST_LIBS)
 TESTS += tests/unit/test_export_qdq
 dist_noinst_DATA += tests/torchref/export_qdq_check.py
+# the QAT .pth and SparseZoo directory (round trip, torch strict load, samples)
+dist_noinst_DATA += tests/torchref/export_qat_pth_check.py

@@ -144,8 +144,8 @@ int main(int argc, char **argv)
 {
     static const ics_app_spec spec = {
         "icsparse-export",
-        "Export a checkpoint to ONNX (fp32), TorchScript, a PyTorch .pth or a deployment "
-        "directory.",
+        "Export a checkpoint to ONNX (fp32 or int8 QDQ), TorchScript, a PyTorch .pth or a "
+        "deployment directory.",
         NULL,
         0,
         0,
