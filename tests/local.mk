@@ -32,6 +32,7 @@ include $(top_srcdir)/tests/ops.mk
 include $(top_srcdir)/tests/models.mk
 include $(top_srcdir)/tests/qat.mk
 include $(top_srcdir)/tests/optim.mk
+include $(top_srcdir)/tests/trajectory.mk
 include $(top_srcdir)/tests/data.mk
 include $(top_srcdir)/tests/recipe.mk
 include $(top_srcdir)/tests/formats.mk
