@@ -21,8 +21,9 @@
  * mode.
  *
  * Weight scales follow the current weights (max |w| per channel / 127.5)
- * while observers are enabled; activation observers update only in
- * training-mode forwards (evaluation never changes the model), as
+ * at every forward while observers are enabled (a function of the weights,
+ * as torch's weight fake-quant); activation observers update only in
+ * training-mode forwards (evaluation leaves them as they are), as
  * min' = min + c (batch_min - min) with c = averaging_constant (0.01).
  * Scale and zero point as torch computes them: the range is widened to
  * include 0, scale = (max - min) / (qmax - qmin) (at least float epsilon),
@@ -70,8 +71,7 @@ void ics_qat_options_default(ics_qat_options *o);
 
 /* Applies the QAT structure (see above). Errors: already prepared, a
  * submodule prefix that selects nothing, an unknown excluded type (the
- * error names it; err->detail_index is its list index), bits outside
- * [2, 16], out of memory. */
+ * error names it), bits outside [2, 16], out of memory. */
 ics_status ics_model_qat_prepare(ics_model *model, const ics_qat_options *opts, ics_error *err);
 
 /* The checks of ics_model_qat_prepare without changing the model (a
@@ -126,7 +126,8 @@ float *ics_model_weight_scales_mut(ics_model *model, int node);
 ics_status ics_model_qat_inference_weight(ics_model *model, int node, float *w, float *b, ics_error *err);
 
 /* All QAT state as one float array (flags, activation quantizers, weight
- * scales), for broadcasting rank 0's observers to the other ranks and
+ * scales, the running variances the last training forward folded with),
+ * for broadcasting rank 0's observers to the other ranks and
  * replicas (torch's DDP broadcasts module buffers the same way). */
 float *ics_model_qat_state(ics_model *model, size_t *count);
 
