@@ -237,6 +237,7 @@ ics_status ics_trainer_create(const ics_config *cfg, ics_trainer **out, ics_erro
     t->log_every = (int)CFG_I("log.every_steps");
     t->best_val_top1 = -INFINITY;
     t->best_pruned_top1 = -INFINITY;
+    t->best_pruned_quantized_top1 = -INFINITY;
     t->stage = (int)CFG_I("recipe.stage") < 0 ? 0 : (int)CFG_I("recipe.stage");
     snprintf(t->run_dir, sizeof t->run_dir, "%s", CFG_S("run.dir"));
     snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/ckpt", t->run_dir);
