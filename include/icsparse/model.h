@@ -187,7 +187,15 @@ int64_t *ics_model_counters(ics_model *model, size_t *count);
 /* Plans the activation arena and the workspace for up to max_batch samples,
  * with backward (training = 1) or forward only (training = 0), on the CPU
  * op table; replaces an earlier plan. Sets the mode (ics_model_set_training)
- * to `training`. Errors: batch < 1, out of memory. */
+ * to `training`. Errors: batch < 1, out of memory.
+ * Evaluation-mode forwards (in either kind of plan) fuse conv -> BN [->
+ * ReLU/ReLU6], conv -> ReLU/ReLU6 and linear -> ReLU/ReLU6 chains into
+ * one kernel call each, the BN (with its current running statistics) and
+ * the activation applied where the kernel writes its output; the logits
+ * are those of the unfused ops (bit for bit unless a 1x1 convolution's
+ * GEMM is split differently: then to float32 rounding). Not for QAT
+ * models. Setting the environment variable ICSPARSE_NO_FUSION=1 before
+ * planning plans without fusion (docs/DESIGN-ENGINE.md). */
 ics_status ics_model_plan(ics_model *model, int max_batch, int training, ics_error *err);
 
 /* Bytes of the planned arena (activations, gradients, saved tensors) and of
@@ -237,7 +245,13 @@ void ics_model_zero_grad(ics_model *model);
  * and debugging; NULL before planning. The bytes hold the last forward's
  * values only while the plan keeps them alive (in a training plan, every
  * output backward reads), and a node whose sole reader is a ReLU shares
- * its buffer with it (in-place ReLU), so it shows the ReLU's output. */
+ * its buffer with it (in-place ReLU), so it shows the ReLU's output.
+ * Fused groups (ics_model_plan): an evaluation forward writes only the
+ * group's last output. In an inference plan every node of a group shares
+ * that buffer, so the conv and its BN show the group's final values; a
+ * training plan keeps separate buffers, and those an evaluation forward
+ * does not write (the conv's, usually) hold what the last training forward
+ * left there. */
 const float *ics_model_node_output(const ics_model *model, int node);
 
 /* The keep mask (1 keep, 0 drop) drawn by dropout node `node` in the last

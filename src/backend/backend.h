@@ -37,6 +37,26 @@ typedef struct ics_conv2d_desc {
 /* Fills out_h/out_w from the rest (PyTorch's floor formula, dilation 1). */
 void ics_conv2d_desc_finish(ics_conv2d_desc *d);
 
+/* What a fused forward kernel applies to its output where it writes it
+ * (inference fusion, docs/DESIGN-ENGINE.md): an evaluation-mode BatchNorm
+ * over the output channels, when bn_gamma is set, with exactly
+ * batchnorm_forward_eval's arithmetic (on the output including its bias),
+ * then an activation with exactly relu_forward's or relu6_forward's (NaN
+ * kept). The statistics are read at the call, so the caller passes the
+ * BN's current ones. */
+typedef enum ics_activation {
+    ICS_ACT_NONE = 0,
+    ICS_ACT_RELU,  /* max(x, 0) */
+    ICS_ACT_RELU6  /* min(max(x, 0), 6) */
+} ics_activation;
+
+typedef struct ics_epilogue {
+    const float *bn_gamma, *bn_beta;     /* NULL bn_gamma: no BN (beta may be NULL: 0) */
+    const float *bn_mean, *bn_var;       /* running statistics */
+    float bn_eps;
+    ics_activation act;
+} ics_epilogue;
+
 typedef struct ics_pool2d_desc {
     int batch, in_h, in_w, channels;
     int out_h, out_w;
@@ -58,6 +78,18 @@ typedef struct ics_backend_ops {
     /* bias may be NULL. */
     void (*conv2d_forward)(const ics_conv2d_desc *d, const float *x, const float *weight,
                            const float *bias, float *y, void *workspace);
+    /* conv2d_forward with an epilogue (ics_epilogue above; NULL = none):
+     * y = act(BN_eval(conv(x, weight) + bias)), the BN and activation
+     * applied where the kernel writes y (no extra pass over it); same
+     * workspace as conv2d_forward. Equal to conv2d_forward followed by
+     * batchnorm_forward_eval and relu/relu6_forward, except that a kernel
+     * may split a GEMM differently (the CPU's pointwise path works in
+     * cache-sized row blocks), which changes the last bits of a sum and
+     * never more. May be NULL in a table without fused kernels: callers
+     * then run those three ops, in place on y. */
+    void (*conv2d_forward_fused)(const ics_conv2d_desc *d, const float *x, const float *weight,
+                                 const float *bias, const ics_epilogue *ep, float *y,
+                                 void *workspace);
     /* dx may be NULL (overwritten otherwise); dweight += ; dbias += (may be NULL). */
     void (*conv2d_backward)(const ics_conv2d_desc *d, const float *x, const float *weight,
                             const float *dy, float *dx, float *dweight, float *dbias,
@@ -72,7 +104,7 @@ typedef struct ics_backend_ops {
                                     const float *beta, float *running_mean, float *running_var,
                                     float momentum, float eps, float *y, float *save_mean,
                                     float *save_invstd);
-    /* Evaluation: normalizes with the running statistics. */
+    /* Evaluation: normalizes with the running statistics (y may alias x). */
     void (*batchnorm_forward_eval)(int64_t rows, int channels, const float *x, const float *gamma,
                                    const float *beta, const float *running_mean,
                                    const float *running_var, float eps, float *y);
@@ -133,6 +165,12 @@ typedef struct ics_backend_ops {
     /* ---- linear: y[N,out] = x[N,in] * W^T + b ------------------------- */
     void (*linear_forward)(int batch, int in_features, int out_features, const float *x,
                            const float *weight, const float *bias, float *y);
+    /* linear_forward with an epilogue (BN over out_features, activation):
+     * the same values as linear_forward followed by the epilogue's ops. May
+     * be NULL (callers fall back as for conv2d_forward_fused). */
+    void (*linear_forward_fused)(int batch, int in_features, int out_features, const float *x,
+                                 const float *weight, const float *bias, const ics_epilogue *ep,
+                                 float *y);
     /* dx may be NULL; dweight +=; dbias += (may be NULL). */
     void (*linear_backward)(int batch, int in_features, int out_features, const float *x,
                             const float *weight, const float *dy, float *dx, float *dweight,

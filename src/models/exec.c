@@ -109,6 +109,28 @@ static void base_io(ics_model *m, int i, int batch, ics_layer_io *io)
         io->bn_frozen = 1;
 }
 
+/* The head of a fused group in an evaluation forward (plan.c marks the
+ * groups, src/nn/fused.c runs them): the group's output buffer, and its
+ * BN's tensors (gamma, beta, running_mean, running_var in table order)
+ * and final activation as the kernel's epilogue. */
+static void fused_io(ics_model *m, int i, ics_layer_io *io)
+{
+    const int last = m->plan.nodes[i].fused_last;
+    const ics_node *end = &m->nodes[last];
+    io->y = at(m, m->plan.nodes[last].out);
+    io->fuse.act = end->kind == ICS_OP_RELU    ? ICS_ACT_RELU
+                   : end->kind == ICS_OP_RELU6 ? ICS_ACT_RELU6
+                                               : ICS_ACT_NONE;
+    const ics_node *bn = &m->nodes[i + 1];
+    if (bn->kind != ICS_OP_BATCHNORM2D) return;
+    const ics_tensor_info *t = &m->tensors[bn->first_tensor];
+    io->fuse.bn_gamma = m->params + t[0].offset;
+    io->fuse.bn_beta = m->params + t[1].offset;
+    io->fuse.bn_mean = m->buffers + t[2].offset;
+    io->fuse.bn_var = m->buffers + t[3].offset;
+    io->fuse.bn_eps = bn->eps;
+}
+
 /* The layer functions of node i: the QAT variants for quantized weights. */
 static void (*forward_of(const ics_model *m, int i))(const ics_layer_io *)
 {
@@ -147,10 +169,20 @@ ics_status ics_model_forward(ics_model *m, const float *x, int batch, const floa
     memcpy(at(m, m->plan.nodes[0].out), x, (size_t)batch * (size_t)ics_node_numel(in) * sizeof(float));
     m->bn_reduce_status = ICS_OK;
     if (m->qat.active) m->qat.ctx.observers = m->qat.state[ICS_QAT_OBSERVERS] != 0.0f;
+    /* Evaluation forwards run fused groups as one call of their head
+     * (training forwards need every node's output for backward). */
+    const int fused = !m->training && !m->qat.active && m->plan.fused_groups > 0;
     for (int i = 1; i < m->num_nodes; i++) {
+        const ics_node_plan *np = &m->plan.nodes[i];
+        if (fused && np->fused_head >= 0) continue;
         ics_layer_io io;
         base_io(m, i, batch, &io);
-        forward_of(m, i)(&io);
+        if (fused && np->fused_last >= 0) {
+            fused_io(m, i, &io);
+            ics_nn_fused_forward(&io);
+        } else {
+            forward_of(m, i)(&io);
+        }
     }
     if (m->bn_reduce_status) {
         if (err) *err = m->bn_reduce_error;

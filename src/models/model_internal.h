@@ -27,6 +27,12 @@ typedef struct ics_node_plan {
     size_t saved;      /* saved tensors (BN stats, argmax, dropout mask) */
     int input_grad_first[2]; /* 1: this node's backward is the first to write
                               * input k's gradient (overwrite), 0: accumulate */
+    /* Inference fusion (src/nn/fused.c): a group's head (conv or linear)
+     * has fused_last = the group's last node, its members (BN, ReLU,
+     * ReLU6) fused_head = the head; -1 elsewhere. Evaluation-mode forwards
+     * run the head with ics_nn_fused_forward into the last node's output
+     * and skip the members. */
+    int fused_last, fused_head;
 } ics_node_plan;
 
 typedef struct ics_plan {
@@ -39,6 +45,7 @@ typedef struct ics_plan {
     size_t workspace_bytes;
     size_t scratch;         /* arena offset of the fan-out gradient scratch */
     ics_node_plan *nodes;
+    int fused_groups;       /* number of fused groups (0: fusion off) */
 } ics_plan;
 
 /* Quantization-aware training state (qat.c). The state floats:

@@ -27,6 +27,18 @@
  * the two outputs share one buffer that lives as long as either needs it.
  * This is torch's ReLU(inplace=True), and it saves the BN outputs of every
  * conv-BN-ReLU (a third of a ResNet's training activations).
+ *
+ * Inference fusion (src/nn/fused.c, docs/DESIGN-ENGINE.md): consecutive
+ * conv -> BN [-> ReLU | ReLU6], conv -> ReLU | ReLU6 and linear -> ReLU |
+ * ReLU6 chains, each node the only consumer of the one before, become a
+ * group that an evaluation-mode forward computes in one call of the head,
+ * writing the output of the group's last node. Not under QAT (its conv
+ * folds its BN its own way) nor with ICSPARSE_NO_FUSION set to anything but
+ * "" or "0". In an inference plan the members share the head's buffer (all
+ * of a group's outputs are one tensor: the last node's). A training plan
+ * keeps its buffers (training forwards run node by node) but starts the
+ * buffer of the group's last output at the head's step, so that an
+ * evaluation forward may write it while the head reads its input.
  */
 #include "models/model_internal.h"
 
@@ -94,6 +106,44 @@ void ics_plan_free(ics_plan *plan)
     memset(plan, 0, sizeof *plan);
 }
 
+/* ICSPARSE_NO_FUSION=1 (anything but "" and "0") plans without fused
+ * groups: every node runs on its own, as in training. */
+static int fusion_disabled(void)
+{
+    const char *v = getenv("ICSPARSE_NO_FUSION");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* 1 when node src + 1 is a `kind` node whose only input is src and src
+ * feeds nothing else: the next member of a fused group. */
+static int next_member(const ics_model *m, const int *consumers, int src, ics_op_kind kind)
+{
+    if (src + 1 >= m->num_nodes || consumers[src] != 1) return 0;
+    const ics_node *next = &m->nodes[src + 1];
+    return next->kind == kind && next->num_inputs == 1 && next->inputs[0] == src;
+}
+
+/* Marks the fused groups (see the top of this file) in p->nodes. */
+static void find_fused_groups(const ics_model *m, const int *consumers, ics_plan *p)
+{
+    p->fused_groups = 0;
+    if (m->qat.active || fusion_disabled()) return;
+    for (int i = 1; i < m->num_nodes; i++) {
+        const ics_node *head = &m->nodes[i];
+        if (head->kind != ICS_OP_CONV2D && head->kind != ICS_OP_LINEAR) continue;
+        if (head->quant_index >= 0 || head->fold_bn) continue;
+        int last = i;
+        if (head->kind == ICS_OP_CONV2D && next_member(m, consumers, last, ICS_OP_BATCHNORM2D))
+            last++;
+        if (next_member(m, consumers, last, ICS_OP_RELU) || next_member(m, consumers, last, ICS_OP_RELU6))
+            last++;
+        if (last == i) continue;
+        p->nodes[i].fused_last = last;
+        for (int k = i + 1; k <= last; k++) p->nodes[k].fused_head = i;
+        p->fused_groups++;
+    }
+}
+
 ics_status ics_plan_build(ics_model *m, int max_batch, int training, ics_error *err)
 {
     ics_plan_free(&m->plan);
@@ -115,6 +165,7 @@ ics_status ics_plan_build(ics_model *m, int max_batch, int training, ics_error *
         ics_node_plan *np = &p->nodes[i];
         np->out = np->grad = np->saved = NONE;
         np->input_grad_first[0] = np->input_grad_first[1] = 0;
+        np->fused_last = np->fused_head = -1;
     }
     /* Last reader of each output, and which consumer's backward writes an
      * input's gradient first (the latest consumer in forward order). */
@@ -158,12 +209,17 @@ ics_status ics_plan_build(ics_model *m, int max_batch, int training, ics_error *
         }
     }
 
-    /* alias[j] = i when ReLU j runs in place on node i's output */
+    /* alias[j] = i when ReLU j runs in place on node i's output (or j is
+     * a member of head i's fused group in an inference plan); a buffer
+     * lives from step first_step[i] (node i's own step unless an
+     * evaluation forward of a fused group writes it earlier) */
     int *consumers = ics_calloc((size_t)n, sizeof *consumers, "plan lifetimes", err);
     int *alias = ics_calloc((size_t)n, sizeof *alias, "plan lifetimes", err);
-    if (!consumers || !alias) {
+    int *first_step = ics_calloc((size_t)n, sizeof *first_step, "plan lifetimes", err);
+    if (!consumers || !alias || !first_step) {
         free(consumers);
         free(alias);
+        free(first_step);
         free(last_fwd);
         free(last_bwd_read);
         free(first_grad_writer);
@@ -183,6 +239,18 @@ ics_status ics_plan_build(ics_model *m, int max_batch, int training, ics_error *
             !m->nodes[src].fold_bn && alias[src] < 0)
             alias[j] = src;
     }
+    find_fused_groups(m, consumers, p);
+    for (int j = 0; j < n; j++) first_step[j] = j;
+    for (int i = 0; i < n; i++) {
+        int last = p->nodes[i].fused_last;
+        if (last < 0) continue;
+        if (!training) {
+            for (int k = i + 1; k <= last; k++) alias[k] = i;
+        } else {
+            int owner = alias[last] >= 0 ? alias[last] : last;
+            first_step[owner] = i;
+        }
+    }
     /* an aliased buffer lives until the last use of either output */
     for (int j = n - 1; j >= 0; j--)
         if (alias[j] >= 0) {
@@ -201,7 +269,7 @@ ics_status ics_plan_build(ics_model *m, int max_batch, int training, ics_error *
         int last = last_fwd[i];
         if (i == n - 1) last = end;
         if (training && last_bwd_read[i] > last) last = last_bwd_read[i];
-        if (alias[i] < 0) bufs[nb++] = (buf){act_bytes, i, last, 0, &p->nodes[i].out};
+        if (alias[i] < 0) bufs[nb++] = (buf){act_bytes, first_step[i], last, 0, &p->nodes[i].out};
         /* output gradient: written first by the backward of the latest
          * consumer, read by this node's backward. The input node needs none
          * (nothing learns from the image), nor do the logits (the caller's
@@ -243,6 +311,7 @@ ics_status ics_plan_build(ics_model *m, int max_batch, int training, ics_error *
         if (alias[j] >= 0) p->nodes[j].out = p->nodes[alias[j]].out;
     free(consumers);
     free(alias);
+    free(first_step);
     free(bufs);
     free(scratch);
 
@@ -257,8 +326,8 @@ ics_status ics_plan_build(ics_model *m, int max_batch, int training, ics_error *
     p->max_batch = max_batch;
     p->training = training;
     p->planned = 1;
-    ICS_DEBUG("model %s: planned batch %d %s: arena %.1f MiB, workspace %.1f MiB", m->arch,
-              max_batch, training ? "training" : "inference", (double)total / 1048576.0,
-              (double)ws / 1048576.0);
+    ICS_DEBUG("model %s: planned batch %d %s: arena %.1f MiB, workspace %.1f MiB, %d fused groups",
+              m->arch, max_batch, training ? "training" : "inference", (double)total / 1048576.0,
+              (double)ws / 1048576.0, p->fused_groups);
     return ICS_OK;
 }

@@ -67,6 +67,11 @@ typedef struct ics_layer_io {
     float *bn_gamma_grad;
     float bn_eps;
     int bn_frozen; /* BN: running statistics even in training mode */
+    /* Inference fusion (ics_nn_fused_forward): the head conv or linear of a
+     * fused group computes the group's output into y, with the group's BN
+     * (its gamma, beta and current running statistics; none when
+     * bn_gamma is NULL) and final activation as the kernel's epilogue. */
+    ics_epilogue fuse;
 } ics_layer_io;
 
 /* What the planner must know about a layer kind. */
@@ -123,6 +128,11 @@ size_t ics_nn_dropout_saved_bytes(const ics_node *node, const ics_node *in, int 
                                   int training);
 void ics_nn_linear_forward(const ics_layer_io *io);
 void ics_nn_linear_backward(const ics_layer_io *io);
+/* The head of a fused inference group, conv [-> BN] [-> ReLU | ReLU6] or
+ * linear -> ReLU | ReLU6 (fused.c): one kernel call with the BN (current
+ * running statistics) and the activation as its epilogue. Evaluation mode
+ * only. */
+void ics_nn_fused_forward(const ics_layer_io *io);
 /* QAT variants (fake-quantized weight; conv2d_qat also folds its BN) and
  * the activation fake-quant node. */
 void ics_nn_conv2d_qat_forward(const ics_layer_io *io);

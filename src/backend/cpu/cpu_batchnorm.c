@@ -65,19 +65,52 @@ void cpu_batchnorm_forward_train(int64_t rows, int channels, const float *x, con
     affine_rows(rows, channels, x, scale, shift, y);
 }
 
-/* See backend.h: y = (x - running_mean)/sqrt(running_var + eps)*gamma + beta. */
-void cpu_batchnorm_forward_eval(int64_t rows, int channels, const float *x, const float *gamma,
-                                const float *beta, const float *running_mean,
-                                const float *running_var, float eps, float *y)
+/* The evaluation-mode coefficients: y = x*scale + shift per channel. One
+ * function for the BN op and the fused kernels' epilogue, so both round
+ * alike. */
+static void eval_coefficients(int channels, const float *gamma, const float *beta,
+                              const float *running_mean, const float *running_var, float eps,
+                              float *scale, float *shift)
 {
-    float scale[channels], shift[channels];
     for (int c = 0; c < channels; c++) {
         const double invstd = 1.0 / sqrt((double)running_var[c] + (double)eps);
         const double g = gamma ? gamma[c] : 1.0, b = beta ? beta[c] : 0.0;
         scale[c] = (float)(g * invstd);
         shift[c] = (float)(b - running_mean[c] * g * invstd);
     }
+}
+
+/* See backend.h: y = (x - running_mean)/sqrt(running_var + eps)*gamma + beta. */
+void cpu_batchnorm_forward_eval(int64_t rows, int channels, const float *x, const float *gamma,
+                                const float *beta, const float *running_mean,
+                                const float *running_var, float eps, float *y)
+{
+    float scale[channels], shift[channels];
+    eval_coefficients(channels, gamma, beta, running_mean, running_var, eps, scale, shift);
     affine_rows(rows, channels, x, scale, shift, y);
+}
+
+/* See cpu_ops.h. */
+ICS_CPU_SIMD_CLONES
+void cpu_epilogue_rows(const cpu_epilogue *ep, int64_t rows, int channels, float *y)
+{
+    cpu_apply_epilogue(ep, rows, channels, y);
+}
+
+/* See cpu_ops.h. */
+const cpu_epilogue *cpu_epilogue_resolve(const ics_epilogue *ep, int channels, float *scale,
+                                         float *shift, cpu_epilogue *out)
+{
+    if (!ep || (!ep->bn_gamma && ep->act == ICS_ACT_NONE)) return NULL;
+    out->scale = out->shift = NULL;
+    out->act = ep->act;
+    if (ep->bn_gamma) {
+        eval_coefficients(channels, ep->bn_gamma, ep->bn_beta, ep->bn_mean, ep->bn_var, ep->bn_eps,
+                          scale, shift);
+        out->scale = scale;
+        out->shift = shift;
+    }
+    return out;
 }
 
 /* See backend.h. With xhat = (x - mean)*invstd, the batch-statistics

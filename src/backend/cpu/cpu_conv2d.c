@@ -14,6 +14,10 @@
  *    under COL_CHUNK_BYTES however large the batch.
  * Forward:  y   = col * Wp^T          (Wp: the weight permuted to (kh,kw,c))
  * Backward: dWp = dy^T * col,  dcol = dy * Wp, dx = col2im(dcol).
+ * conv2d_forward_fused adds an epilogue (an evaluation-mode BN, then ReLU
+ * or ReLU6) that every path applies to the part of y it has just written:
+ * per chunk of images (im2col), per row block (pointwise), per output row
+ * (direct kernels). The model uses it for conv + BN + ReLU at inference.
  */
 #include "ics_build_config.h"
 
@@ -154,9 +158,12 @@ static int worker_id(void)
 #endif
 }
 
-/* Forward of images [n0, n0 + count) with the given scratch column matrix. */
+/* Forward of images [n0, n0 + count) with the given scratch column matrix;
+ * the epilogue (ep may be NULL) runs over the chunk's rows of y right
+ * after its GEMMs, while they are still in cache. */
 static void im2col_forward_chunk(const ics_conv2d_desc *d, const conv_plan *p, const float *x,
-                                 const float *wp, float beta, int n0, int count, float *col, float *y)
+                                 const float *wp, float beta, const cpu_epilogue *ep, int n0,
+                                 int count, float *col, float *y)
 {
     const int rows = (int)(count * p->pixels);
     float *yc = y + (int64_t)n0 * p->pixels * d->out_c;
@@ -166,20 +173,66 @@ static void im2col_forward_chunk(const ics_conv2d_desc *d, const conv_plan *p, c
                  wp + (int64_t)g * p->cg_out * p->k, (int)p->k, beta, yc + (int64_t)g * p->cg_out,
                  d->out_c);
     }
+    if (ep) cpu_epilogue_rows(ep, rows, d->out_c, yc);
 }
 
-/* See backend.h. */
-void cpu_conv2d_forward(const ics_conv2d_desc *d, const float *x, const float *weight,
-                        const float *bias, float *y, void *workspace)
+/* Rows of a pointwise convolution with an epilogue: the GEMM runs on
+ * blocks of this many bytes of output, each block's bias fill, GEMM and
+ * epilogue back to back, so the GEMM adds to a bias block still in cache
+ * and the epilogue reads the result from cache, instead of three passes
+ * over y through memory (measured on one thread, 16 x 56 x 56
+ * 64->256 and 16 x 112 x 112 16->96 with ReLU: 30 vs 44 ms and 25 vs
+ * 45 ms). */
+#define POINTWISE_BLOCK_BYTES ((size_t)1 << 20)
+
+/* The pointwise path of conv2d_forward_fused: y = epilogue(x W^T + bias)
+ * in row blocks, whole blocks per worker (each a single-threaded GEMM). The
+ * blocks are fixed by the shape, so the result is the same for any thread
+ * count; OpenBLAS may round a row differently than in one unblocked GEMM
+ * (its edge kernels), so it can differ from conv2d_forward's in the last
+ * bits. */
+static void pointwise_forward_blocked(const ics_conv2d_desc *d, int64_t out_rows, const float *x,
+                                      const float *weight, const float *bias,
+                                      const cpu_epilogue *ep, float *y)
+{
+    int64_t block = (int64_t)(POINTWISE_BLOCK_BYTES / ((size_t)d->out_c * sizeof(float)));
+    if (block < 64) block = 64;
+    const int64_t blocks = (out_rows + block - 1) / block;
+    int workers = cpu_worker_count();
+    if (workers > blocks) workers = (int)blocks;
+    if (2.0 * (double)out_rows * d->out_c * d->in_c < 2e7) workers = 1; /* as cpu_gemm */
+#pragma omp parallel for schedule(static) num_threads(workers) if (workers > 1)
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t r0 = b * block;
+        const int rows = (int)(out_rows - r0 < block ? out_rows - r0 : block);
+        float *yb = y + r0 * d->out_c;
+        if (bias)
+            for (int r = 0; r < rows; r++)
+                memcpy(yb + (int64_t)r * d->out_c, bias, sizeof(float) * (size_t)d->out_c);
+        cpu_gemm(0, 1, rows, d->out_c, d->in_c, 1.0f, x + r0 * d->in_c, d->in_c, weight, d->in_c,
+                 bias ? 1.0f : 0.0f, yb, d->out_c);
+        if (ep) cpu_epilogue_rows(ep, rows, d->out_c, yb);
+    }
+}
+
+/* Both forward entries; `fused` selects the blocked pointwise path
+ * (conv2d_forward keeps its single GEMM, and so its bits, for training). */
+static void conv2d_forward(const ics_conv2d_desc *d, const float *x, const float *weight,
+                           const float *bias, const cpu_epilogue *ep, int fused, float *y,
+                           void *workspace)
 {
     const int64_t out_rows = (int64_t)d->batch * d->out_h * d->out_w;
     if (out_rows == 0) return;
     if (is_depthwise(d)) {
-        cpu_depthwise_forward(d, x, weight, bias, y, workspace);
+        cpu_depthwise_forward(d, x, weight, bias, ep, y, workspace);
         return;
     }
     if (!is_pointwise(d) && cpu_conv_smallk_applies(d)) {
-        cpu_conv_smallk_forward(d, x, weight, bias, y, workspace);
+        cpu_conv_smallk_forward(d, x, weight, bias, ep, y, workspace);
+        return;
+    }
+    if (is_pointwise(d) && fused) {
+        pointwise_forward_blocked(d, out_rows, x, weight, bias, ep, y);
         return;
     }
     const float beta = bias ? 1.0f : 0.0f;
@@ -204,9 +257,27 @@ void cpu_conv2d_forward(const ics_conv2d_desc *d, const float *x, const float *w
         for (int chunk = 0; chunk < p.chunks; chunk++) {
             const int n0 = chunk * p.chunk_images;
             const int count = d->batch - n0 < p.chunk_images ? d->batch - n0 : p.chunk_images;
-            im2col_forward_chunk(d, &p, x, wp, beta, n0, count, col, y);
+            im2col_forward_chunk(d, &p, x, wp, beta, ep, n0, count, col, y);
         }
     }
+}
+
+/* See backend.h. */
+void cpu_conv2d_forward(const ics_conv2d_desc *d, const float *x, const float *weight,
+                        const float *bias, float *y, void *workspace)
+{
+    conv2d_forward(d, x, weight, bias, NULL, 0, y, workspace);
+}
+
+/* See backend.h: every path applies the epilogue where it writes y. */
+void cpu_conv2d_forward_fused(const ics_conv2d_desc *d, const float *x, const float *weight,
+                              const float *bias, const ics_epilogue *ep, float *y, void *workspace)
+{
+    if (d->out_c <= 0) return;
+    float scale[d->out_c], shift[d->out_c];
+    cpu_epilogue e;
+    conv2d_forward(d, x, weight, bias, cpu_epilogue_resolve(ep, d->out_c, scale, shift, &e), 1, y,
+                   workspace);
 }
 
 /* Backward of images [n0, n0 + count): the chunk's weight gradient is added

@@ -88,11 +88,13 @@ __attribute__((always_inline)) static inline void smallk_pixel(int ntaps, const 
     }
 }
 
-/* See backend.h (conv2d_forward). Interior pixels (every tap inside the
- * image) share one precomputed tap table; border pixels build their own. */
+/* See backend.h (conv2d_forward_fused). Interior pixels (every tap inside
+ * the image) share one precomputed tap table; border pixels build their
+ * own. The epilogue (ep may be NULL) runs over each output row once it is
+ * complete (in L1/L2). */
 ICS_CPU_SIMD_CLONES
 void cpu_conv_smallk_forward(const ics_conv2d_desc *d, const float *x, const float *weight,
-                             const float *bias, float *y, void *workspace)
+                             const float *bias, const cpu_epilogue *ep, float *y, void *workspace)
 {
     const int H = d->in_h, W = d->in_w, C = d->in_c, O = d->out_c, OH = d->out_h, OW = d->out_w;
     const int KH = d->kernel_h, KW = d->kernel_w, SH = d->stride_h, SW = d->stride_w;
@@ -143,6 +145,7 @@ void cpu_conv_smallk_forward(const ics_conv2d_desc *d, const float *x, const flo
             }
             smallk_pixel(ntaps, ximg, off, wtap, O, bias, out);
         }
+        cpu_apply_epilogue(ep, OW, O, y + job * OW * O);
     }
 }
 

@@ -38,10 +38,12 @@ static void transpose_weight(const ics_conv2d_desc *d, const float *w, float *wt
         for (int k = 0; k < taps; k++) wt[(int64_t)k * C + c] = w[(int64_t)c * taps + k];
 }
 
-/* See backend.h (conv2d_forward). */
+/* See backend.h (conv2d_forward_fused): the epilogue (ep may be NULL) is
+ * applied to each output row right after it is computed, while it is
+ * still in L1. */
 ICS_CPU_SIMD_CLONES
 void cpu_depthwise_forward(const ics_conv2d_desc *d, const float *x, const float *weight,
-                           const float *bias, float *y, void *workspace)
+                           const float *bias, const cpu_epilogue *ep, float *y, void *workspace)
 {
     const int H = d->in_h, W = d->in_w, C = d->in_c, OH = d->out_h, OW = d->out_w;
     const int KH = d->kernel_h, KW = d->kernel_w, SH = d->stride_h, SW = d->stride_w;
@@ -73,6 +75,7 @@ void cpu_depthwise_forward(const ics_conv2d_desc *d, const float *x, const float
                 }
             }
         }
+        cpu_apply_epilogue(ep, OW, C, y + job * OW * C);
     }
 }
 

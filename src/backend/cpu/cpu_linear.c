@@ -9,10 +9,19 @@
 
 #include <string.h>
 
-/* See backend.h. The bias is written first and the GEMM adds to it (beta =
- * 1): one write pass instead of a later read-modify-write pass. */
+/* See backend.h. */
 void cpu_linear_forward(int batch, int in_features, int out_features, const float *x,
                         const float *weight, const float *bias, float *y)
+{
+    cpu_linear_forward_fused(batch, in_features, out_features, x, weight, bias, NULL, y);
+}
+
+/* See backend.h. The bias is written first and the GEMM adds to it (beta =
+ * 1): one write pass instead of a later read-modify-write pass. The
+ * epilogue then runs over y (batch x out is small: a classifier head). */
+void cpu_linear_forward_fused(int batch, int in_features, int out_features, const float *x,
+                              const float *weight, const float *bias, const ics_epilogue *ep,
+                              float *y)
 {
     if (batch <= 0 || out_features <= 0) return;
     if (bias)
@@ -20,10 +29,16 @@ void cpu_linear_forward(int batch, int in_features, int out_features, const floa
             memcpy(y + (int64_t)n * out_features, bias, sizeof(float) * (size_t)out_features);
     if (in_features <= 0) {
         if (!bias) memset(y, 0, sizeof(float) * (size_t)batch * (size_t)out_features);
-        return;
+    } else {
+        cpu_gemm(0, 1, batch, out_features, in_features, 1.0f, x, in_features, weight, in_features,
+                 bias ? 1.0f : 0.0f, y, out_features);
     }
-    cpu_gemm(0, 1, batch, out_features, in_features, 1.0f, x, in_features, weight, in_features,
-             bias ? 1.0f : 0.0f, y, out_features);
+    if (ep) {
+        float scale[out_features], shift[out_features];
+        cpu_epilogue e;
+        const cpu_epilogue *r = cpu_epilogue_resolve(ep, out_features, scale, shift, &e);
+        if (r) cpu_epilogue_rows(r, batch, out_features, y);
+    }
 }
 
 /* See backend.h: dx overwritten (may be NULL), dweight and dbias accumulate. */

@@ -40,6 +40,82 @@
 /* Row slices of a deterministic column reduction (see cpu_reduce.c). */
 #define ICS_CPU_REDUCE_SLICES 16
 
+/* The epilogue of the fused forward kernels (conv2d_forward_fused,
+ * linear_forward_fused) with the BN resolved to per-channel coefficients:
+ * y = act(y * scale[c] + shift[c]) (no affine when scale is NULL), with
+ * exactly cpu_batchnorm_forward_eval's affine pass and cpu_relu_forward's /
+ * cpu_relu6_forward's arithmetic (NaN kept). Applied by each kernel to the
+ * rows it has just written (still in cache); inlined into the callers'
+ * SIMD clones. */
+typedef struct cpu_epilogue {
+    const float *scale, *shift; /* both NULL or both set */
+    ics_activation act;
+} cpu_epilogue;
+
+#if defined(__GNUC__)
+#define ICS_CPU_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define ICS_CPU_ALWAYS_INLINE
+#endif
+/* rows x channels floats of y (row-major, channels contiguous); ep may be
+ * NULL (nothing to do). One pass: v = y*s + t, then the activation on v in
+ * a register (the same operations, so the same bits, as the separate
+ * ops). */
+ICS_CPU_ALWAYS_INLINE static inline void cpu_apply_epilogue(const cpu_epilogue *ep, int64_t rows,
+                                                            int channels, float *y)
+{
+    if (!ep) return;
+    const float *s = ep->scale, *t = ep->shift;
+    const ics_activation act = ep->act;
+    if (s) {
+        for (int64_t r = 0; r < rows; r++) {
+            float *yr = y + r * channels;
+            if (act == ICS_ACT_RELU) {
+#pragma omp simd
+                for (int c = 0; c < channels; c++) {
+                    const float v = yr[c] * s[c] + t[c];
+                    yr[c] = (v > 0.0f || v != v) ? v : 0.0f;
+                }
+            } else if (act == ICS_ACT_RELU6) {
+#pragma omp simd
+                for (int c = 0; c < channels; c++) {
+                    const float v = yr[c] * s[c] + t[c];
+                    yr[c] = v > 6.0f ? 6.0f : (v > 0.0f || v != v) ? v : 0.0f;
+                }
+            } else {
+#pragma omp simd
+                for (int c = 0; c < channels; c++) yr[c] = yr[c] * s[c] + t[c];
+            }
+        }
+        return;
+    }
+    const int64_t n = rows * channels;
+    if (act == ICS_ACT_RELU) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            const float v = y[i];
+            y[i] = (v > 0.0f || v != v) ? v : 0.0f;
+        }
+    } else if (act == ICS_ACT_RELU6) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            const float v = y[i];
+            y[i] = v > 6.0f ? 6.0f : (v > 0.0f || v != v) ? v : 0.0f;
+        }
+    }
+}
+
+/* The same as an out-of-line function compiled in the SIMD clones, for
+ * callers that are not clones themselves (the GEMM paths). */
+void cpu_epilogue_rows(const cpu_epilogue *ep, int64_t rows, int channels, float *y);
+
+/* Resolves an ics_epilogue for `channels` outputs into out, the BN's
+ * coefficients written to scale/shift (room for `channels` each): the
+ * same floats cpu_batchnorm_forward_eval computes. NULL when ep is NULL or
+ * does nothing. */
+const cpu_epilogue *cpu_epilogue_resolve(const ics_epilogue *ep, int channels, float *scale,
+                                         float *shift, cpu_epilogue *out);
+
 /* ---- cpu_gemm.c -------------------------------------------------------- */
 /* Worker slots that per-thread scratch is planned for: the machine's
  * processors, fixed for the process, so the planner and the kernels agree
@@ -66,6 +142,8 @@ void cpu_channel_sums(int64_t rows, int channels, const float *a, const float *b
 size_t cpu_conv2d_workspace_bytes(const ics_conv2d_desc *d);
 void cpu_conv2d_forward(const ics_conv2d_desc *d, const float *x, const float *weight,
                         const float *bias, float *y, void *workspace);
+void cpu_conv2d_forward_fused(const ics_conv2d_desc *d, const float *x, const float *weight,
+                              const float *bias, const ics_epilogue *ep, float *y, void *workspace);
 void cpu_conv2d_backward(const ics_conv2d_desc *d, const float *x, const float *weight,
                          const float *dy, float *dx, float *dweight, float *dbias,
                          void *workspace);
@@ -94,7 +172,7 @@ void cpu_col2im(const ics_conv2d_desc *d, const float *col, int n0, int count, i
 int cpu_conv_smallk_applies(const ics_conv2d_desc *d);
 size_t cpu_conv_smallk_workspace_bytes(const ics_conv2d_desc *d);
 void cpu_conv_smallk_forward(const ics_conv2d_desc *d, const float *x, const float *weight,
-                             const float *bias, float *y, void *workspace);
+                             const float *bias, const cpu_epilogue *ep, float *y, void *workspace);
 void cpu_conv_smallk_backward(const ics_conv2d_desc *d, const float *x, const float *weight,
                               const float *dy, float *dx, float *dweight, float *dbias,
                               void *workspace);
@@ -103,7 +181,7 @@ void cpu_conv_smallk_backward(const ics_conv2d_desc *d, const float *x, const fl
 /* groups == in_c == out_c; workspace from cpu_depthwise_workspace_bytes. */
 size_t cpu_depthwise_workspace_bytes(const ics_conv2d_desc *d);
 void cpu_depthwise_forward(const ics_conv2d_desc *d, const float *x, const float *weight,
-                           const float *bias, float *y, void *workspace);
+                           const float *bias, const cpu_epilogue *ep, float *y, void *workspace);
 void cpu_depthwise_backward(const ics_conv2d_desc *d, const float *x, const float *weight,
                             const float *dy, float *dx, float *dweight, float *dbias,
                             void *workspace);
@@ -157,6 +235,9 @@ void cpu_adaptive_avgpool2d_backward(int batch, int in_h, int in_w, int channels
 /* ---- cpu_linear.c ------------------------------------------------------ */
 void cpu_linear_forward(int batch, int in_features, int out_features, const float *x,
                         const float *weight, const float *bias, float *y);
+void cpu_linear_forward_fused(int batch, int in_features, int out_features, const float *x,
+                              const float *weight, const float *bias, const ics_epilogue *ep,
+                              float *y);
 void cpu_linear_backward(int batch, int in_features, int out_features, const float *x,
                          const float *weight, const float *dy, float *dx, float *dweight,
                          float *dbias);
