@@ -1072,10 +1072,11 @@ static void test_errors(void)
                         "    start_epoch: 0.0\n"
                         "    end_epoch: 2.0\n"
                         "  - !QuantizationModifier\n"
-                        "    start_epoch: 1.0\n",
-                        ICS_ERR_NOT_IMPLEMENTED,
-                        "QuantizationModifier (line 5): quantization-aware training is not "
-                        "implemented yet");
+                        "    start_epoch: 1.0\n"
+                        "    submodules: ['layer9']\n",
+                        ICS_ERR_CONFIG,
+                        "QuantizationModifier (line 5): QAT: submodule 'layer9' names no "
+                        "module of simple_cnn");
     expect_create_error("modifiers:\n"
                         "  - !GMPruningModifier\n"
                         "    init_sparsity: 0.05\n"
@@ -1220,8 +1221,9 @@ static ics_status bind_upstream(const char *file, const char *arch, ics_error *e
 /* mobilenet-acdc-pruning binds to torchvision's mobilenet_v2 only where its
  * selectors match: 're:.*.fc.weight' names SparseML's own mobilenet (no fc
  * in torchvision's), so the error names it; the resnet50 recipes name
- * SparseML's "sections.*" modules (an error naming the selector); the
- * QAT recipes are refused as not implemented. */
+ * SparseML's "sections.*" modules (an error naming the selector), its
+ * quantized variant too, before its QuantizationModifier; the transfer
+ * recipe (torchvision names, pruning then QAT) binds. */
 static void test_upstream_recipes(void)
 {
     if (!upstream("mobilenet-acdc-pruning.yaml")) {
@@ -1238,11 +1240,14 @@ static void test_upstream_recipes(void)
     CU_ASSERT(strstr(err.message, "sections.0.0.conv1.weight") != NULL);
     CU_ASSERT(strstr(err.message, "GMPruningModifier (line ") != NULL);
     st = bind_upstream("resnet50-imagenet-pruned-quant-moderate.yaml", "resnet50", &err, NULL);
-    CU_ASSERT_EQUAL(st, ICS_ERR_NOT_IMPLEMENTED);
-    CU_ASSERT(strstr(err.message, "QuantizationModifier (line 144)") != NULL);
+    CU_ASSERT_EQUAL(st, ICS_ERR_CONFIG);
+    CU_ASSERT(strstr(err.message, "GMPruningModifier (line 65): line 67, column 9: params "
+                                  "selector 'sections.0.0.identity.conv.weight'") != NULL);
+    int masks = 0;
     st = bind_upstream("classification-transfer-learn-pruned-quantized.yaml", "resnet50", &err,
-                       NULL);
-    CU_ASSERT_EQUAL(st, ICS_ERR_NOT_IMPLEMENTED);
+                       &masks);
+    CU_ASSERT_EQUAL(st, ICS_OK);
+    CU_ASSERT(masks > 0);
 }
 
 /* The upstream AC/DC recipe with torchvision selectors
