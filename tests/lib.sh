@@ -66,3 +66,24 @@ finish() {
     echo "$((tests_run - tests_failed)) passed, $tests_failed failed"
     [ "$tests_failed" = 0 ]
 }
+
+# needs_fashion_mnist EPOCHS: for the accuracy tests. Sets $fmnist_src to
+# Debian's dataset-fashion-mnist (or ICSPARSE_FASHION_MNIST_DIR); a missing
+# package is a FAIL (CI installs it). Sanitizer builds skip (exit 77): EPOCHS
+# epochs of training take ~6x longer there, unless
+# ICSPARSE_ACCURACY_UNDER_SANITIZERS=1.
+needs_fashion_mnist() {
+    fmnist_src=${ICSPARSE_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
+    if ! ls "$fmnist_src"/train-images-idx3-ubyte* "$fmnist_src"/t10k-labels-idx1-ubyte* >/dev/null 2>&1; then
+        fail "Fashion-MNIST in $fmnist_src (install Debian's dataset-fashion-mnist: tools/install-deps.sh does)"
+        tests_run=$((tests_run + 1))
+        finish
+        exit 1
+    fi
+    if grep -q '^SANITIZER_CFLAGS = -fsanitize' "$top_builddir/Makefile" 2>/dev/null &&
+        [ "${ICSPARSE_ACCURACY_UNDER_SANITIZERS:-0}" != 1 ]; then
+        echo "SKIP: sanitizer build: $1 epochs of training take ~6x longer here" \
+            "(ICSPARSE_ACCURACY_UNDER_SANITIZERS=1 runs them anyway)"
+        exit 77
+    fi
+}

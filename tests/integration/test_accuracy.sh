@@ -19,18 +19,8 @@
 # shellcheck source=tests/lib.sh
 source "$top_srcdir/tests/lib.sh"
 
-src=${ICSPARSE_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-have_dataset() { ls "$src"/train-images-idx3-ubyte* "$src"/t10k-labels-idx1-ubyte* >/dev/null 2>&1; }
-if ! have_dataset; then
-    check "Fashion-MNIST in $src (install Debian's dataset-fashion-mnist: tools/install-deps.sh does)" have_dataset
-    finish
-fi
-if grep -q '^SANITIZER_CFLAGS = -fsanitize' "$top_builddir/Makefile" 2>/dev/null &&
-    [ "${ICSPARSE_ACCURACY_UNDER_SANITIZERS:-0}" != 1 ]; then
-    echo "SKIP: sanitizer build: 5 epochs of training take ~6x longer here" \
-        "(ICSPARSE_ACCURACY_UNDER_SANITIZERS=1 runs them anyway)"
-    exit 77
-fi
+needs_fashion_mnist 5
+src=$fmnist_src
 
 out=$TEST_TMP/out
 data=$TEST_TMP/data
