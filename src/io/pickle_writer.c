@@ -197,8 +197,13 @@ void ics_pickle_emit_rebuild_tensor(ics_pickle_writer *w, const char *storage_cl
     ics_pickle_emit_op(w, ICS_PICKLE_REDUCE);
 }
 
-static ics_status emit_value(ics_pickle_writer *w, const ics_pv *v, ics_pickle_tensor_fn tensor,
-                             void *ctx, int depth)
+typedef struct hooks {
+    ics_pickle_tensor_fn tensor;
+    ics_pickle_dict_attrs_fn attrs;
+    void *ctx;
+} hooks;
+
+static ics_status emit_value(ics_pickle_writer *w, const ics_pv *v, const hooks *h, int depth)
 {
     if (w->status != ICS_OK) return w->status;
     if (depth > MAX_NESTING)
@@ -228,7 +233,7 @@ static ics_status emit_value(ics_pickle_writer *w, const ics_pv *v, ics_pickle_t
         }
         if (n > 3) ics_pickle_emit_op(w, ICS_PICKLE_MARK);
         for (size_t i = 0; i < n; i++)
-            emit_value(w, v->u.seq.items[i], tensor, ctx, depth + 1);
+            emit_value(w, v->u.seq.items[i], h, depth + 1);
         static const uint8_t small[] = {0, ICS_PICKLE_TUPLE1, ICS_PICKLE_TUPLE2, ICS_PICKLE_TUPLE3};
         ics_pickle_emit_op(w, n <= 3 ? small[n] : ICS_PICKLE_TUPLE);
         break;
@@ -238,28 +243,42 @@ static ics_status emit_value(ics_pickle_writer *w, const ics_pv *v, ics_pickle_t
         if (v->u.seq.len == 0) break;
         ics_pickle_emit_op(w, ICS_PICKLE_MARK);
         for (size_t i = 0; i < v->u.seq.len; i++)
-            emit_value(w, v->u.seq.items[i], tensor, ctx, depth + 1);
+            emit_value(w, v->u.seq.items[i], h, depth + 1);
         ics_pickle_emit_op(w, ICS_PICKLE_APPENDS);
         break;
-    case ICS_PV_DICT:
+    case ICS_PV_DICT: {
+        /* the attributes, if any, are set after the items: the object is
+         * OrderedDict(), SETITEMS, then {attributes} BUILD, as pickle
+         * writes an OrderedDict subclass instance with a __dict__ */
+        const ics_pv *attrs = h->attrs ? h->attrs(h->ctx, v) : NULL;
+        if (attrs && (!v->u.dict.ordered || attrs->kind != ICS_PV_DICT))
+            return w->status =
+                       ICS_FAIL(w->err, ICS_ERR_INVALID,
+                                "attributes (a dict) can only be pickled on an OrderedDict");
         if (v->u.dict.ordered)
             ics_pickle_emit_empty_ordered_dict(w);
         else
             ics_pickle_emit_op(w, ICS_PICKLE_EMPTY_DICT);
-        if (v->u.dict.len == 0) break;
-        ics_pickle_emit_op(w, ICS_PICKLE_MARK);
-        for (size_t i = 0; i < v->u.dict.len; i++) {
-            emit_value(w, v->u.dict.keys[i], tensor, ctx, depth + 1);
-            emit_value(w, v->u.dict.values[i], tensor, ctx, depth + 1);
+        if (v->u.dict.len > 0) {
+            ics_pickle_emit_op(w, ICS_PICKLE_MARK);
+            for (size_t i = 0; i < v->u.dict.len; i++) {
+                emit_value(w, v->u.dict.keys[i], h, depth + 1);
+                emit_value(w, v->u.dict.values[i], h, depth + 1);
+            }
+            ics_pickle_emit_op(w, ICS_PICKLE_SETITEMS);
         }
-        ics_pickle_emit_op(w, ICS_PICKLE_SETITEMS);
+        if (attrs) {
+            emit_value(w, attrs, h, depth + 1);
+            ics_pickle_emit_op(w, ICS_PICKLE_BUILD);
+        }
         break;
+    }
     case ICS_PV_TENSOR:
-        if (!tensor)
+        if (!h->tensor)
             return w->status = ICS_FAIL(w->err, ICS_ERR_INVALID,
                                         "cannot pickle a tensor outside a .pth archive");
         if (w->status == ICS_OK) {
-            ics_status st = tensor(ctx, w, v);
+            ics_status st = h->tensor(h->ctx, w, v);
             if (st != ICS_OK && w->status == ICS_OK) w->status = st;
         }
         break;
@@ -277,7 +296,16 @@ static ics_status emit_value(ics_pickle_writer *w, const ics_pv *v, ics_pickle_t
 ics_status ics_pickle_emit_value(ics_pickle_writer *w, const ics_pv *v, ics_pickle_tensor_fn tensor,
                                  void *ctx)
 {
-    return emit_value(w, v, tensor, ctx, 0);
+    hooks h = {tensor, NULL, ctx};
+    return emit_value(w, v, &h, 0);
+}
+
+ics_status ics_pickle_emit_value_attrs(ics_pickle_writer *w, const ics_pv *v,
+                                       ics_pickle_tensor_fn tensor, ics_pickle_dict_attrs_fn attrs,
+                                       void *ctx)
+{
+    hooks h = {tensor, attrs, ctx};
+    return emit_value(w, v, &h, 0);
 }
 
 ics_status ics_pickle_writer_finish(ics_pickle_writer *w)

@@ -83,9 +83,21 @@ void ics_pickle_emit_rebuild_tensor(ics_pickle_writer *w, const char *storage_cl
                                     const char *key, int64_t numel, int ndim, const int64_t *shape,
                                     int requires_grad);
 
+/* The instance attributes of an ordered dict (NULL: none). torch's
+ * state_dict is an OrderedDict carrying one, _metadata; pickle writes such
+ * an object as the OrderedDict with its items, then the attribute dict and
+ * BUILD, which torch.load(weights_only=True) applies to an OrderedDict. */
+typedef const ics_pv *(*ics_pickle_dict_attrs_fn)(void *ctx, const ics_pv *dict);
+
 /* Emits value v (recursively, at most 64 levels deep). */
 ics_status ics_pickle_emit_value(ics_pickle_writer *w, const ics_pv *v, ics_pickle_tensor_fn tensor,
                                  void *ctx);
+/* The same, and every ordered dict for which attrs (when not NULL) gives
+ * an attribute dict is followed by that dict and BUILD; an attribute dict
+ * for a plain dict is refused (torch builds only OrderedDicts). */
+ics_status ics_pickle_emit_value_attrs(ics_pickle_writer *w, const ics_pv *v,
+                                       ics_pickle_tensor_fn tensor, ics_pickle_dict_attrs_fn attrs,
+                                       void *ctx);
 /* Ends the pickle (STOP); the bytes are w->buf[0 .. w->len). */
 ics_status ics_pickle_writer_finish(ics_pickle_writer *w);
 

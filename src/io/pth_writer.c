@@ -14,7 +14,14 @@ typedef struct tensor_list {
     const ics_pv **tensors;
     size_t count, cap;
     ics_error *err;
+    const ics_pv *dict, *attrs; /* the ordered dict with attributes, and them */
 } tensor_list;
+
+static const ics_pv *dict_attrs(void *ctx, const ics_pv *dict)
+{
+    tensor_list *list = ctx;
+    return dict == list->dict ? list->attrs : NULL;
+}
 
 static void emit_dims(ics_pickle_writer *w, const int64_t *dims, int ndim)
 {
@@ -85,13 +92,19 @@ static ics_status emit_tensor(void *ctx, ics_pickle_writer *w, const ics_pv *t)
 
 ics_status ics_pth_save(const char *path, const ics_pv *root, const char *folder, ics_error *err)
 {
+    return ics_pth_save_attrs(path, root, folder, NULL, NULL, err);
+}
+
+ics_status ics_pth_save_attrs(const char *path, const ics_pv *root, const char *folder,
+                              const ics_pv *dict, const ics_pv *attrs, ics_error *err)
+{
     if (!folder) folder = "archive";
     if (!*folder || strchr(folder, '/') || strlen(folder) > 200)
         return ICS_FAIL(err, ICS_ERR_INVALID, "%s: bad archive folder name '%s'", path, folder);
-    tensor_list list = {.err = err};
+    tensor_list list = {.err = err, .dict = dict, .attrs = attrs};
     ics_pickle_writer w;
     ics_pickle_writer_init(&w, err);
-    ics_status st = ics_pickle_emit_value(&w, root, emit_tensor, &list);
+    ics_status st = ics_pickle_emit_value_attrs(&w, root, emit_tensor, dict_attrs, &list);
     if (st == ICS_OK) st = ics_pickle_writer_finish(&w);
     if (st != ICS_OK) {
         ics_error_prefix(err, "%s: ", path);

@@ -18,10 +18,12 @@ exactly zero where the checkpoint's are zero (also when BN is folded); and
 onnxruntime's logits equal icsparse-eval's logits on the same inputs (fp32,
 1e-4 of the largest logit) at two batch sizes (dynamic batch) and at every
 image size (dynamic shape). The .pth loads with torch.load(weights_only=True)
-and into the torchvision-structured module (tests/torchref/models_ref.py)
-with load_state_dict(strict=True), bit-identical to the checkpoint, and that
-module's logits equal icsparse-eval's. Exit 77 (skip) without onnx or
-onnxruntime.
+and into the torchvision-structured module (tests/torchref/models_ref.py;
+lenet as src/models/lenet.c describes it) with load_state_dict(strict=True),
+bit-identical to the checkpoint, and that module's logits equal
+icsparse-eval's; its _metadata (module versions) equals that module's
+state_dict()._metadata: every module prefix, root "" first, in torch's
+order, with torch's versions. Exit 77 (skip) without onnx or onnxruntime.
 """
 import json
 import os
@@ -44,6 +46,28 @@ import models_ref  # noqa: E402  (torchvision-structured modules)
 
 TOL = 1e-4
 failures = []
+
+
+class LeNet(torch.nn.Module):
+    """icsparse's lenet (src/models/lenet.c) as a torch module."""
+
+    def __init__(self, num_classes, in_channels, h, w):
+        super().__init__()
+        nn = torch.nn
+        self.features = nn.Sequential(nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2))
+        side = ((h // 2) - 4) // 2, ((w // 2) - 4) // 2
+        self.classifier = nn.Sequential(nn.Linear(16 * side[0] * side[1], 120), nn.ReLU(), nn.Linear(120, 84),
+                                        nn.ReLU(), nn.Linear(84, num_classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def build_module(arch):
+    if arch[0] == "lenet":
+        return LeNet(*arch[1:5])
+    return models_ref.build(*arch)
 
 
 def check(cond, what):
@@ -166,8 +190,12 @@ def main():
     for path in pths:
         print("%s .pth %s" % (name, path))
         sd = torch.load(path, weights_only=True)
-        model = models_ref.build(*arch)
-        check(list(sd.keys()) == list(model.state_dict().keys()), "%s: state_dict keys/order differ" % path)
+        model = build_module(arch)
+        want = model.state_dict()
+        check(list(sd.keys()) == list(want.keys()), "%s: state_dict keys/order differ" % path)
+        got_md = getattr(sd, "_metadata", None)
+        check(got_md == want._metadata, "%s: _metadata is not torch's module's:\n  got  %s\n  want %s" %
+              (path, list(got_md.items()) if got_md else None, list(want._metadata.items())))
         model.load_state_dict(sd, strict=True)
         model.eval()
         for k, v in sd.items():

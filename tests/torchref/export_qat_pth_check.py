@@ -13,14 +13,21 @@ Checks:
   tensors are the checkpoint's under torchvision names (a folded BN as
   "<conv>.bn.*"), every weight quantizer's scale is /quant's, every
   activation quantizer's min/max/scale/zero point are /quant's;
+- the state_dict's _metadata (module versions): an OrderedDict led by the
+  root "", holding every module prefix of the keys, with the _version of
+  torch's classes for what the keys say a module is (BatchNorm2d, the
+  fused ConvBn2d / ConvBnReLU2d, the qconfig's FakeQuantize and its
+  observers) and nn.Module's for every other module;
 - the round trip: rt.h5 and rt_zoo.h5 hold the checkpoint's tensors and
   /quant quantizer state, and icsparse-eval gives bit-identical logits on
   64 random images;
-- simple_cnn without reduce_range: torch's eager QAT module
-  (fuse_modules_qat, a QuantStub "quant" at the top, prepare_qat with
-  icsparse's qconfig) takes the state_dict with load_state_dict(strict=True)
-  and, observers off, its eval logits are within one output-quantizer step
-  of icsparse-eval's (every logit) with equal top-1;
+- simple_cnn without reduce_range: both files' _metadata equal the
+  state_dict()._metadata of torch's eager QAT module (fuse_modules_qat, a
+  QuantStub "quant" at the top, prepare_qat with icsparse's qconfig), keys,
+  order and versions; that module takes the state_dict as loaded (no
+  _metadata copied in) with load_state_dict(strict=True) and, observers
+  off, its eval logits are within one output-quantizer step of
+  icsparse-eval's (every logit) with equal top-1;
 - the SparseZoo directory: model.onnx and deployment/model.onnx are the
   int8 QDQ model (QuantizeLinear, no BatchNormalization); no
   training/model.pt; model.md and deployment/config.json say int8 QDQ; the
@@ -29,6 +36,7 @@ Checks:
   within one output-quantizer step, top-1 equal on every sample.
 Exit 77 (skip) without torch, onnx, onnxruntime, h5py or numpy.
 """
+import collections
 import glob
 import json
 import os
@@ -41,6 +49,7 @@ try:
     import onnxruntime as ort
     import torch
     import torch.ao.quantization as tq
+    import torch.nn.intrinsic.qat as nniqat
     from onnx import numpy_helper
 except ImportError as e:
     print("SKIP: export_qat_pth_check.py needs torch, onnx, onnxruntime, h5py and numpy: %s" % e)
@@ -105,11 +114,47 @@ def check_pth(path, tensors, quant, recipe):
                   "%s: %s range" % (path, p))
             used.update(k for k in sd if k.startswith(p + "."))
     check(used == set(sd), "%s: keys not accounted for: %s" % (path, sorted(set(sd) - used)[:5]))
+    check_metadata(path, sd)
     return sd
 
 
-def torch_simple_cnn(sd, classes, in_c, h, w):
-    """torch's eager QAT simple_cnn, QuantStub "quant" at the top level."""
+def check_metadata(path, sd):
+    """sd's _metadata: every module prefix of its keys, with torch's versions."""
+    md = getattr(sd, "_metadata", None)
+    check(isinstance(md, collections.OrderedDict) and list(md)[:1] == [""],
+          "%s: no _metadata led by the root module" % path)
+    if not isinstance(md, collections.OrderedDict):
+        return
+    prefixes = set()
+    for key in sd:
+        parts = key.split(".")[:-1]
+        prefixes.update(".".join(parts[:i]) for i in range(len(parts) + 1))
+    check(prefixes <= set(md), "%s: _metadata lacks %s" % (path, sorted(prefixes - set(md))[:5]))
+    # what each module is, told by its keys; versions from torch's classes
+    wfq, act = qat_ref.QCONFIG.weight(), qat_ref.QCONFIG.activation()
+    want = {}
+    for key in sd:
+        mod, _, field = key.rpartition(".")
+        if field == "running_mean":
+            want[mod] = torch.nn.BatchNorm2d._version
+            if mod.endswith(".bn"):
+                assert nniqat.ConvBn2d._version == nniqat.ConvBnReLU2d._version
+                want[mod[:-len(".bn")]] = nniqat.ConvBn2d._version
+        elif field == "scale" and mod.endswith(".weight_fake_quant"):
+            want[mod] = type(wfq)._version
+            want[mod + ".activation_post_process"] = type(wfq.activation_post_process)._version
+        elif field == "scale":
+            want[mod] = type(act)._version
+            want[mod + ".activation_post_process"] = type(act.activation_post_process)._version
+    for name, entry in md.items():
+        v = want.get(name, torch.nn.Module._version)
+        check(entry == {"version": v}, "%s: _metadata[%r] = %s, torch's class has version %d" %
+              (path, name, entry, v))
+
+
+def torch_simple_cnn(sds, classes, in_c, h, w):
+    """torch's eager QAT simple_cnn, QuantStub "quant" at the top level,
+    loaded from sds[0] (every state_dict of sds must carry its _metadata)."""
     base = models_ref.build("simple_cnn", classes, in_c, h, w, 0, 1.0)
 
     class QSimple(torch.nn.Module):
@@ -127,12 +172,14 @@ def torch_simple_cnn(sd, classes, in_c, h, w):
                             ["features.4", "features.5", "features.6"]], inplace=True)
     m.qconfig = qat_ref.QCONFIG
     tq.prepare_qat(m, inplace=True)
-    # torch keeps module versions in the state_dict's _metadata attribute,
-    # which icsparse's pickle writer does not write; without it the
-    # per-channel observers read the pre-1.8 names min_vals / max_vals
-    sd = type(sd)(sd)
-    sd._metadata = m.state_dict()._metadata
-    m.load_state_dict(sd, strict=True)
+    # the module versions: without them torch 1.13's per-channel observers
+    # would look for their pre-1.8 keys min_vals / max_vals
+    want = m.state_dict()._metadata
+    for k, sd in enumerate(sds):
+        got = getattr(sd, "_metadata", None)
+        check(got == want, "state_dict %d: _metadata is not torch's module's:\n  got  %s\n  want %s" %
+              (k, list(got.items()) if got else None, list(want.items())))
+    m.load_state_dict(sds[0], strict=True)
     m.apply(tq.disable_observer)
     return m.eval()
 
@@ -154,7 +201,7 @@ def main():
             v = v.tobytes() if isinstance(v, np.ndarray) else v
             recipe = (v.decode() if isinstance(v, bytes) else str(v)).rstrip("\0")
     sd = check_pth(os.path.join(d, "p", "model.pth"), tensors, quant, recipe)
-    check_pth(os.path.join(d, "zoo", "training", "model.pth"), tensors, quant, recipe)
+    sd_zoo = check_pth(os.path.join(d, "zoo", "training", "model.pth"), tensors, quant, recipe)
 
     # the round trip through icsparse-consolidate --from-pth
     rng = np.random.default_rng(5)
@@ -208,7 +255,7 @@ def main():
 
     # torch's own QAT module loads the .pth strictly
     if arch == "simple_cnn" and "reduce_range" not in (recipe or ""):
-        m = torch_simple_cnn(sd, classes, in_c, h, w)
+        m = torch_simple_cnn([sd, sd_zoo], classes, in_c, h, w)
         with torch.no_grad():
             t = m(torch.from_numpy(x)).numpy()
         tstep = float(m.classifier.activation_post_process.scale[0])

@@ -5,7 +5,8 @@ Usage: pth_check.py DIR. Reads from DIR:
   sd_c.pth + expect_c.txt/.bin  a state_dict; torch.load(weights_only=True)
                                 must give the same names, dtypes, shapes and
                                 bytes
-  ckpt_c.pth                    a checkpoint without floats; weights_only=True
+  ckpt_c.pth                    a checkpoint without floats; weights_only=True;
+                                its state_dict with a _metadata attribute
   ckpt_c_float.pth              a checkpoint with floats (see below)
   zip64_c.zip                   a zip the C writer made with ZIP64 records
 The checkpoint values are the ones test_pth.c builds (keep them in step).
@@ -44,6 +45,7 @@ def check_zip(path, folder):
 check_zip(f"{d}/sd_c.pth", "archive")
 sd = torch.load(f"{d}/sd_c.pth", weights_only=True)
 check(type(sd) is collections.OrderedDict, f"state_dict is a {type(sd)}")
+check(not hasattr(sd, "_metadata"), "state_dict written without attributes has _metadata")
 lines = open(f"{d}/expect_c.txt").read().splitlines()
 blob = open(f"{d}/expect_c.bin", "rb").read()
 check(list(sd.keys()) == [l.split()[0] for l in lines], f"keys {list(sd.keys())}")
@@ -66,6 +68,11 @@ check(list(ck.keys()) == ["state_dict", "epoch", "recipe", "arch_key", "optimize
                           "small", "tuple", "param"], f"checkpoint keys {list(ck.keys())}")
 check(list(ck["state_dict"].keys()) == ["module.conv1.weight", "module.bn1.num_batches_tracked"],
       "checkpoint state_dict keys")
+md = getattr(ck["state_dict"], "_metadata", None)
+check(type(md) is collections.OrderedDict and
+      list(md.items()) == [("", {"version": 1}), ("module", {"version": 1}),
+                           ("module.conv1", {"version": 1}), ("module.bn1", {"version": 2})],
+      f"checkpoint state_dict _metadata {md}")
 nbt = ck["state_dict"]["module.bn1.num_batches_tracked"]
 check(nbt.dtype == torch.int64 and nbt.dim() == 0 and int(nbt) == 2**40 + 3, f"nbt {nbt}")
 check(ck["epoch"] == -1 and ck["arch_key"] == "resnet50", "epoch / arch_key")

@@ -5,7 +5,8 @@
  * tests/torchref/export_check.py verifies each file with
  * onnx.checker (full_check), onnxruntime against icsparse-eval's logits on
  * the same inputs, torch.load(weights_only=True) + load_state_dict(strict)
- * for the .pth, and exact zeros for pruned weights. Skips (77) when
+ * for the .pth (its _metadata equal to torch's module's), and exact zeros
+ * for pruned weights. Skips (77) when
  * $PYTHON_TORCH lacks onnx, onnxruntime, h5py or torch.
  */
 #include <stdio.h>
@@ -103,6 +104,7 @@ static const export_case cases[] = {
      0,
      {{1, 0, 1, 13}, {0, 2, 0, 17}, {0, 0, 0, 0}}},
     {"vgg11_bn_32", "vgg11_bn", 10, 3, 32, 32, 0, 0, 0, 0, 0, 0, {{1, 0, 0, 13}, {0, 0, 0, 0}}},
+    {"lenet", "lenet", 10, 1, 28, 28, 0, 0, 0, 0, 1, 0, {{0, 2, 0, 13}, {0, 0, 0, 0}}},
     {NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, {{0, 0, 0, 0}}}};
 
 static const char *export_bin(void)
@@ -211,6 +213,10 @@ static void test_vgg11_bn(void)
 {
     run_case(&cases[5]);
 }
+static void test_lenet(void)
+{
+    run_case(&cases[6]);
+}
 
 int main(void)
 {
@@ -233,6 +239,7 @@ int main(void)
         {"resnet50 cifar stem 32x32, dynamic shape 24x24, .pth", test_resnet50_cifar},
         {"mobilenet_v2 32x32, dynamic shape 64x64, .pth", test_mobilenet_v2},
         {"vgg11_bn 32x32: 1x1 features replicated to 7x7", test_vgg11_bn},
+        {"lenet 28x28, static batch 2, .pth", test_lenet},
         {NULL, NULL}};
     ics_test_add_suite("export onnx", tests);
     int rc = ics_test_main("test_export_onnx");

@@ -483,8 +483,29 @@ static void test_writer_read_by_torch(void)
         add_tensor(arena, ck, "param", ICS_DT_FLOAT32, 1, (int64_t[]){3}, pv, NULL, NULL);
     param->u.tensor.is_parameter = 1;
     param->u.tensor.requires_grad = 1;
+    /* the state_dict with torch's _metadata attribute (module versions;
+     * pth_check.py expects these) */
+    static const char *const mods[] = {"", "module", "module.conv1", "module.bn1"};
+    static const int versions[] = {1, 1, 1, 2};
+    ics_pv *meta = ics_pv_new_dict(arena, 1, &err), *attrs = ics_pv_new_dict(arena, 0, &err);
+    for (int i = 0; i < 4; i++) {
+        ics_pv *e = ics_pv_new_dict(arena, 0, &err);
+        ics_pv_dict_set_str(arena, e, "version", ics_pv_new_int(arena, versions[i], &err), &err);
+        ics_pv_dict_set_str(arena, meta, mods[i], e, &err);
+    }
+    ics_pv_dict_set_str(arena, attrs, "_metadata", meta, &err);
     p = path_in(dir, "ckpt_c.pth");
-    CU_ASSERT_EQUAL(ics_pth_save(p, ck, "ckpt", &err), ICS_OK);
+    CU_ASSERT_EQUAL(ics_pth_save_attrs(p, ck, "ckpt", msd, attrs, &err), ICS_OK);
+    /* our reader passes over the attribute: the same state_dict */
+    CU_ASSERT_EQUAL_FATAL(ics_pth_load(p, &back, &err), ICS_OK);
+    sd2 = ics_pth_state_dict(back);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sd2);
+    CU_ASSERT_EQUAL_FATAL(sd2->u.dict.len, 2);
+    CU_ASSERT_STRING_EQUAL(sd2->u.dict.keys[0]->u.str.data, "module.conv1.weight");
+    CU_ASSERT_STRING_EQUAL(sd2->u.dict.keys[1]->u.str.data, "module.bn1.num_batches_tracked");
+    CU_ASSERT(memcmp(sd2->u.dict.values[0]->u.tensor.data, w, sizeof w) == 0);
+    CU_ASSERT(*(const int64_t *)sd2->u.dict.values[1]->u.tensor.data == nbt);
+    ics_pth_destroy(back);
     free(p);
 
     ics_pv *ckf = ics_pv_new_dict(arena, 0, &err), *vals = ics_pv_new(arena, ICS_PV_LIST, &err);

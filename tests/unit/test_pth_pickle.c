@@ -683,6 +683,10 @@ static void test_writer_refusals(void)
     expect_message(&err, "value nested deeper than 64 levels");
     CU_ASSERT_EQUAL(ics_pth_save(p, root, "a/b", &err), ICS_ERR_INVALID);
     expect_message(&err, "bad archive folder name 'a/b'");
+    /* attributes on a plain dict (torch builds only an OrderedDict) */
+    ics_pv *attrs = ics_pv_new_dict(arena, 0, &err);
+    CU_ASSERT_EQUAL(ics_pth_save_attrs(p, root, NULL, root, attrs, &err), ICS_ERR_INVALID);
+    expect_message(&err, "refused.pth: attributes (a dict) can only be pickled on an OrderedDict");
     /* a tensor outside an archive; a string too long for BINUNICODE */
     ics_pv *t = ics_pv_new_tensor(arena, ICS_DT_FLOAT32, 0, NULL, NULL, &err);
     ics_pickle_writer w;
