@@ -15,7 +15,7 @@
  *   /model/<name>     every tensor of the model's state_dict, named and
  *                     shaped exactly as torchvision (num_batches_tracked int64)
  *   /ema/<name>       the EMA weights and buffers (attrs n_averaged, n_updates)
- *   /optimizer/<name>/<slot>   optimizer state (attrs kind, step_count)
+ *   /optimizer/<name>/<slot>   optimizer state (attrs kind, step_count, lr)
  *   /masks/<name>     pruning masks (uint8, the weight's shape)
  *   /quant/<module>/… fake-quantization state
  *   /rng/<stream>     per-rank random generator states (uint64 [world, k])
@@ -73,6 +73,17 @@ ics_status ics_checkpoint_put_model(ics_checkpoint_writer *w, ics_model *model, 
 /* The optimizer's slots for every parameter, under /optimizer/<name>/<slot>. */
 ics_status ics_checkpoint_put_optim(ics_checkpoint_writer *w, ics_model *model, struct ics_optim *optim,
                                     ics_error *err);
+/* The attributes of /optimizer: the optimizer kind ("sgd", "adam",
+ * "adamw"), its step count and learning rate at the save. */
+typedef struct ics_checkpoint_optim_attrs {
+    char kind[32];
+    int64_t step_count;
+    double lr;
+} ics_checkpoint_optim_attrs;
+/* Creates /optimizer with those attributes (ics_checkpoint_put_optim
+ * writes them through this; the slots follow with put_tensor). */
+ics_status ics_checkpoint_put_optim_attrs(ics_checkpoint_writer *w, const ics_checkpoint_optim_attrs *a,
+                                          ics_error *err);
 /* The EMA weights and buffers under /ema/<name>. */
 ics_status ics_checkpoint_put_ema(ics_checkpoint_writer *w, ics_model *model, struct ics_ema *ema,
                                   ics_error *err);
@@ -123,6 +134,11 @@ ics_status ics_checkpoint_get_optim(ics_checkpoint_reader *r, ics_model *model, 
                                     ics_error *err);
 ics_status ics_checkpoint_get_ema(ics_checkpoint_reader *r, ics_model *model, struct ics_ema *ema,
                                   ics_error *err);
+/* The attributes of an unsharded checkpoint's /optimizer (lr of a file
+ * written before lr moved there: the root's). A missing one is an error
+ * naming it. */
+ics_status ics_checkpoint_get_optim_attrs(ics_checkpoint_reader *r, ics_checkpoint_optim_attrs *a,
+                                          ics_error *err);
 /* Text at /<name> (malloc'd) or NULL with ICS_OK when absent. */
 ics_status ics_checkpoint_get_text(ics_checkpoint_reader *r, const char *name, char **text, ics_error *err);
 /* 1 if a dataset or group exists at path. */

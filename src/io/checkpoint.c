@@ -162,17 +162,27 @@ ics_status ics_checkpoint_put_model(ics_checkpoint_writer *w, ics_model *model, 
     return ICS_OK;
 }
 
+ics_status ics_checkpoint_put_optim_attrs(ics_checkpoint_writer *w, const ics_checkpoint_optim_attrs *a,
+                                          ics_error *err)
+{
+    hid_t g = H5Gcreate2(w->file, "/optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return ICS_FAIL(err, ICS_ERR_IO, "%s: cannot create /optimizer", w->tmp_path);
+    ics_status st = ics_h5_attr_put_string(g, "kind", a->kind, w->tmp_path, err);
+    if (!st) st = ics_h5_attr_put_i64(g, "step_count", a->step_count, w->tmp_path, err);
+    if (!st) st = ics_h5_attr_put_f64s(g, "lr", &a->lr, 1, w->tmp_path, err);
+    H5Gclose(g);
+    return st;
+}
+
 ics_status ics_checkpoint_put_optim(ics_checkpoint_writer *w, ics_model *model, struct ics_optim *optim,
                                     ics_error *err)
 {
     char path[512];
-    hid_t g = H5Gcreate2(w->file, "/optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0) return ICS_FAIL(err, ICS_ERR_IO, "%s: cannot create /optimizer", w->tmp_path);
-    ics_status st = ics_h5_attr_put_string(g, "kind", ics_optim_kind_name(ics_optim_get_hparams(optim)->kind),
-                                           w->tmp_path, err);
-    if (!st) st = ics_h5_attr_put_i64(g, "step_count", ics_optim_step_count(optim), w->tmp_path, err);
-    if (!st) st = put_f64(w, "lr", ics_optim_lr(optim), err);
-    H5Gclose(g);
+    ics_checkpoint_optim_attrs a;
+    snprintf(a.kind, sizeof a.kind, "%s", ics_optim_kind_name(ics_optim_get_hparams(optim)->kind));
+    a.step_count = ics_optim_step_count(optim);
+    a.lr = ics_optim_lr(optim);
+    ics_status st = ics_checkpoint_put_optim_attrs(w, &a, err);
     for (size_t p = 0; !st && p < ics_optim_param_count(optim); p++) {
         const ics_param_view *v = ics_optim_param(optim, p);
         int ti = ics_model_find_tensor(model, v->name);
@@ -437,6 +447,31 @@ ics_status ics_checkpoint_get_optim(ics_checkpoint_reader *r, ics_model *model, 
         }
     }
     if (!st) ics_optim_set_step_count(optim, steps);
+    return st;
+}
+
+ics_status ics_checkpoint_get_optim_attrs(ics_checkpoint_reader *r, ics_checkpoint_optim_attrs *a,
+                                          ics_error *err)
+{
+    memset(a, 0, sizeof *a);
+    hid_t g = H5Gopen2(r->file, "/optimizer", H5P_DEFAULT);
+    if (g < 0) return ICS_FAIL(err, ICS_ERR_FORMAT, "%s: no optimizer state", r->path);
+    static const char *const names[] = {"kind", "step_count"};
+    ics_status st = ICS_OK;
+    for (int i = 0; !st && i < 2; i++)
+        if (!ics_h5_attr_exists(g, names[i]))
+            st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: /optimizer has no attribute '%s'", r->path, names[i]);
+    char *kind = NULL;
+    if (!st) st = ics_h5_attr_get_string(g, "kind", &kind, r->path, err);
+    if (!st) snprintf(a->kind, sizeof a->kind, "%s", kind);
+    free(kind);
+    if (!st) st = ics_h5_attr_get_i64(g, "step_count", &a->step_count, r->path, err);
+    /* files written before lr moved into /optimizer hold it on the root */
+    hid_t lr_at = ics_h5_attr_exists(g, "lr") ? g : r->file;
+    if (!st && !ics_h5_attr_exists(lr_at, "lr"))
+        st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: /optimizer has no attribute 'lr'", r->path);
+    if (!st) st = ics_h5_attr_get_f64s(lr_at, "lr", &a->lr, 1, r->path, err);
+    H5Gclose(g);
     return st;
 }
 

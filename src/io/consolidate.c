@@ -6,6 +6,7 @@
 
 #include "core/alloc.h"
 #include "train/ema.h"
+#include "train/optim.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,10 +136,15 @@ ics_status ics_checkpoint_verify(const char *path, ics_verify_report *rep, ics_e
         }
         ics_checkpoint_shards_close(shards);
     } else if (!st && ics_checkpoint_has_optim(r)) {
-        /* Every trainable tensor has the same slots, each with its shape. */
+        /* The attributes resume reads (kind, step_count) and lr; every
+         * trainable tensor has the same slots, each with its shape. */
         char **slots = NULL;
         int nslots = 0;
-        st = walk_floats(r, "/optimizer", 2, count_only, NULL, &rep->optimizer_tensors, err);
+        ics_checkpoint_optim_attrs oa;
+        st = ics_checkpoint_get_optim_attrs(r, &oa, err);
+        if (!st && ics_optim_kind_parse(oa.kind) < 0)
+            st = ICS_FAIL(err, ICS_ERR_FORMAT, "%s: /optimizer is for an unknown optimizer '%s'", path, oa.kind);
+        if (!st) st = walk_floats(r, "/optimizer", 2, count_only, NULL, &rep->optimizer_tensors, err);
         for (int i = 0; !st && i < ics_model_num_tensors(model); i++) {
             const ics_tensor_info *t = ics_model_tensor(model, i);
             if (t->kind == ICS_TENSOR_BUFFER || t->kind == ICS_TENSOR_COUNTER) continue;
@@ -231,8 +237,12 @@ ics_status ics_checkpoint_consolidate(const char *in, const char *out, int strip
         st = ics_checkpoint_shards_open(r, &shards, err);
         if (!st) st = ics_checkpoint_shards_put_optim(shards, w, model, err);
         ics_checkpoint_shards_close(shards);
-    } else if (!st && !strip) {
-        st = walk_floats(r, "/optimizer", 2, copy_tensor, w, NULL, err);
+    } else if (!st && !strip && ics_checkpoint_has_optim(r)) {
+        /* as ics_checkpoint_put_optim wrote it: the attributes, the slots */
+        ics_checkpoint_optim_attrs oa;
+        st = ics_checkpoint_get_optim_attrs(r, &oa, err);
+        if (!st) st = ics_checkpoint_put_optim_attrs(w, &oa, err);
+        if (!st) st = walk_floats(r, "/optimizer", 2, copy_tensor, w, NULL, err);
     }
     if (!st && !strip && ics_checkpoint_has_ema(r)) st = copy_ema(r, w, model, err);
     static const char *const texts[] = {"recipe", "recipe_args", "config"};
