@@ -77,4 +77,9 @@ for cfg in "$top_srcdir"/conf/*.cfg "$top_srcdir"/conf/site.cfg.example; do
     case "$cfg" in */run-sweep-*) continue ;; esac
     check "$(basename "$cfg") loads" expect_exit 0 "$out" icsparse-train --config "$cfg" --print-config
 done
+# and every shipped recipe loads and evaluates
+for recipe in "$top_srcdir"/conf/*.yaml; do
+    check "$(basename "$recipe") explains" expect_exit 0 "$out" icsparse-compose --explain "$recipe"
+    check "$(basename "$recipe") has modifiers" contains "$out" '^modifiers: [1-9]'
+done
 finish
