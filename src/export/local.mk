@@ -29,3 +29,8 @@ src/export/onnx.pb-c.h: src/export/onnx.pb-c.c
 # builder and walk (export_onnx_internal.h).
 libicsparse_la_SOURCES += src/export/export_onnx_qdq.c
 noinst_HEADERS += src/export/export_onnx_internal.h
+
+# torch's _metadata (the module tree and each class's _version) of the .pth
+# state_dicts, derived per architecture (export_pth_metadata.h).
+libicsparse_la_SOURCES += src/export/export_pth_metadata.c
+noinst_HEADERS += src/export/export_pth_metadata.h
