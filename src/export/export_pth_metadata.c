@@ -97,6 +97,17 @@ static int mod_new(mod_tree *t, const char *name, int parent, int after)
     return k;
 }
 
+/* name without its last dotted field ("" for a top-level name). */
+static void mod_parent_name(char *out, size_t size, const char *name)
+{
+    snprintf(out, size, "%s", name);
+    char *dot = strrchr(out, '.');
+    if (dot)
+        *dot = '\0';
+    else
+        out[0] = '\0';
+}
+
 /* The module named name, made (with its parents) as the last child of its
  * parent when absent; -1 (err set) when out of memory. */
 static int mod_ensure(mod_tree *t, const char *name)
@@ -104,12 +115,7 @@ static int mod_ensure(mod_tree *t, const char *name)
     int k = mod_find(t, name);
     if (k >= 0) return k;
     char parent_name[KEY_LEN];
-    snprintf(parent_name, sizeof parent_name, "%s", name);
-    char *dot = strrchr(parent_name, '.');
-    if (dot)
-        *dot = '\0';
-    else
-        parent_name[0] = '\0';
+    mod_parent_name(parent_name, sizeof parent_name, name);
     int parent = mod_ensure(t, parent_name);
     if (parent < 0) return -1;
     int first = parent == 0 && t->stub_first && strcmp(name, "quant") == 0;
@@ -120,12 +126,7 @@ static int mod_ensure(mod_tree *t, const char *name)
 static int mod_of_key(mod_tree *t, const char *key)
 {
     char name[KEY_LEN];
-    snprintf(name, sizeof name, "%s", key);
-    char *dot = strrchr(name, '.');
-    if (dot)
-        *dot = '\0';
-    else
-        name[0] = '\0';
+    mod_parent_name(name, sizeof name, key);
     return mod_ensure(t, name);
 }
 
