@@ -68,18 +68,7 @@ static const arch_case arch_cases[] = {
 
 static ics_model *make_case(const arch_case *c)
 {
-    ics_model_options o;
-    ics_model_options_default(&o);
-    o.num_classes = c->classes;
-    o.in_channels = c->in_c;
-    o.in_h = c->h;
-    o.in_w = c->w;
-    o.cifar_stem = c->cifar;
-    o.width_mult = c->width;
-    ics_model *m = NULL;
-    ics_error err;
-    if (ics_model_create(c->arch, &o, &m, &err) != ICS_OK) fprintf(stderr, "%s: %s\n", c->arch, err.message);
-    return m;
+    return ics_test_model(c->arch, c->classes, c->in_c, c->h, c->w, c->cifar, c->width);
 }
 
 static const arch_case *case_of(const char *arch)

@@ -130,20 +130,8 @@ static int torch_ok;
 
 static ics_model *make_model(const traj_case *c)
 {
-    ics_model_options o;
-    ics_model_options_default(&o);
-    o.num_classes = c->classes;
-    o.in_channels = c->in_c;
-    o.in_h = c->h;
-    o.in_w = c->w;
-    o.cifar_stem = c->cifar;
-    ics_model *m = NULL;
-    ics_error err;
-    if (ics_model_create(c->arch, &o, &m, &err) != ICS_OK) {
-        fprintf(stderr, "%s: %s\n", c->id, err.message);
-        return NULL;
-    }
-    ics_model_init_params(m, c->seed);
+    ics_model *m = ics_test_model(c->arch, c->classes, c->in_c, c->h, c->w, c->cifar, 0.0f);
+    if (m) ics_model_init_params(m, c->seed);
     return m;
 }
 

@@ -2,6 +2,8 @@
 #include "ics_build_config.h"
 #include "test_util.h"
 
+#include <icsparse/model.h>
+
 #include <CUnit/Basic.h>
 #include <dirent.h>
 #include <errno.h>
@@ -285,4 +287,23 @@ double ics_test_compare(const char *label, const float *got, const float *want, 
         fprintf(stderr, "%s: element %zu got %.8g want %.8g (%.2fx the tolerance)\n", label, worst_i,
                 (double)got[worst_i], (double)want[worst_i], worst);
     return worst;
+}
+
+struct ics_model *ics_test_model(const char *arch, int classes, int in_c, int h, int w, int cifar, float width)
+{
+    ics_model_options o;
+    ics_model_options_default(&o);
+    o.num_classes = classes;
+    o.in_channels = in_c;
+    o.in_h = h;
+    o.in_w = w;
+    o.cifar_stem = cifar;
+    if (width > 0.0f) o.width_mult = width;
+    ics_model *m = NULL;
+    ics_error err;
+    if (ics_model_create(arch, &o, &m, &err) != ICS_OK) {
+        fprintf(stderr, "%s: %s\n", arch, err.message);
+        return NULL;
+    }
+    return m;
 }

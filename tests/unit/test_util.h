@@ -60,4 +60,10 @@ double ics_test_compare(const char *label, const float *got, const float *want, 
 #define ICS_ASSERT_CLOSE(label, got, want, n, atol, rtol) \
     CU_ASSERT(ics_test_compare((label), (got), (want), (n), (atol), (rtol)) <= 1.0)
 
+/* A model of `arch` for classes x in_c x h x w inputs (cifar: CIFAR stem;
+ * width: mobilenet_v2's multiplier, 0 for the default); NULL after printing
+ * the error naming `arch`. */
+struct ics_model;
+struct ics_model *ics_test_model(const char *arch, int classes, int in_c, int h, int w, int cifar, float width);
+
 #endif
